@@ -1,0 +1,34 @@
+# The two front-door commands: `make run` and `make test` (see README.md).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test venv lint openapi bench
+
+$(BIN)/ca-service: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/ca-service
+
+run: venv
+	$(BIN)/ca-service serve
+
+lint: venv
+	$(BIN)/ruff check ca_service tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: venv
+	scripts/system-deps.sh
+	$(BIN)/ruff check ca_service tests bench
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q
+
+openapi: venv
+	CA_SERVICE_HOME=$$(mktemp -d) $(BIN)/ca-service openapi --out openapi/openapi.json
+
+bench: venv
+	$(BIN)/python bench/issue_rate.py

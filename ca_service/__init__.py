@@ -1,0 +1,87 @@
+"""ca-service: a private certificate authority for device client certificates.
+
+:func:`create_app` is the only place where the parts are wired together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+from flask_smorest import Api
+from sqlalchemy import text
+
+from ca_service import logs
+from ca_service.authority.registry import IssuerCache, IssuerSet
+from ca_service.config import Settings, load_settings
+from ca_service.enrollment import Enrollment
+from ca_service.enrollment.ca_setup import issuer_records
+from ca_service.errors import CAError
+from ca_service.store import Database
+
+__version__ = "0.1.0"
+
+
+@dataclass
+class Services:
+    """What the web layers call: one instance per worker process."""
+
+    settings: Settings
+    db: Database
+    issuers: IssuerCache
+    enrollment: Enrollment
+
+    def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            with self.db.read() as session:
+                session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except CAError as exc:
+            checks["database"] = exc.detail
+        try:
+            self.issuers.self_test()
+            checks["keystore"] = "ok"
+        except CAError as exc:
+            checks["keystore"] = exc.detail
+        except Exception:  # a key store fault of any kind makes us not ready
+            self.issuers.invalidate()
+            checks["keystore"] = "The issuing key cannot sign."
+        return checks
+
+
+def build_services(settings: Settings) -> Services:
+    db = Database(settings.sqlalchemy_url)
+    issuers = IssuerCache(lambda: IssuerSet.load(issuer_records(db), settings))
+    return Services(settings, db, issuers, Enrollment(db, issuers, settings))
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The WSGI application. Settings default to :func:`load_settings` (env and TOML)."""
+    from ca_service.api import register
+
+    settings = settings or load_settings()
+    logs.configure(settings.log_level)
+    app = Flask("ca_service")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="ca-service",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Private CA for device client certificates (CN = device MAC). "
+                "Authenticate with 'Authorization: Bearer <token>' from 'ca-service token create'.",
+            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        },
+    )
+    services = build_services(settings)
+    app.extensions["ca_service"] = services
+    api = Api(app)
+    register(app, api)
+    return app

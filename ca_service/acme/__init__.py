@@ -1,0 +1,1 @@
+"""The RFC 8555 ACME front end."""

@@ -1,0 +1,14 @@
+"""REST endpoints (flask-smorest blueprints) and their problem+json rendering."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from ca_service.api import certificates, devices, problems, public
+
+
+def register(app: Flask, api: Api) -> None:
+    problems.install(app)
+    for blueprint in (certificates.blp, devices.blp, public.blp, public.health):
+        api.register_blueprint(blueprint)

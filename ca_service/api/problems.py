@@ -1,0 +1,130 @@
+"""RFC 9457 problem details for every 4xx/5xx the REST side answers.
+
+A :class:`CAError` becomes a problem whose ``type`` names its kind; Flask's own HTTP errors
+(404, 405, 413, 415 ...) and webargs' 422 become problems too. An unexpected exception is a 500
+problem that shows only the request id, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from flask import Flask, Response, g, json, request
+from werkzeug.exceptions import HTTPException
+
+from ca_service.errors import CAError, Kind
+
+log = logging.getLogger("ca_service.api")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:ca-service:problem:"
+
+STATUS = {
+    Kind.MALFORMED: 400,
+    Kind.BAD_CSR: 400,
+    Kind.BAD_SIGNATURE_ALGORITHM: 422,
+    Kind.BAD_KEY: 422,
+    Kind.BAD_IDENTIFIER: 422,
+    Kind.UNAUTHORIZED: 401,
+    Kind.FORBIDDEN: 403,
+    Kind.NOT_FOUND: 404,
+    Kind.CONFLICT: 409,
+    Kind.GONE: 410,
+    Kind.UNAVAILABLE: 503,
+    Kind.INTERNAL: 500,
+}
+TITLES = {
+    Kind.MALFORMED: "Malformed request",
+    Kind.BAD_CSR: "Unreadable or invalid CSR",
+    Kind.BAD_SIGNATURE_ALGORITHM: "Signature algorithm refused",
+    Kind.BAD_KEY: "Key type or size refused",
+    Kind.BAD_IDENTIFIER: "Not a usable device identifier",
+    Kind.UNAUTHORIZED: "Authentication required",
+    Kind.FORBIDDEN: "Not allowed",
+    Kind.NOT_FOUND: "Not found",
+    Kind.CONFLICT: "Conflict with current state",
+    Kind.GONE: "No longer available",
+    Kind.UNAVAILABLE: "Service unavailable",
+    Kind.INTERNAL: "Internal error",
+}
+
+
+def request_id() -> str:
+    rid = getattr(g, "request_id", None)
+    if rid is None:
+        incoming = request.headers.get("X-Request-Id", "")
+        rid = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else secrets.token_hex(8)
+        g.request_id = rid
+    return rid
+
+
+def problem(status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any) -> Response:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    body["instance"] = request.path
+    body["request_id"] = request_id()
+    body.update({k: v for k, v in extra.items() if k not in body})
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="ca-service"'
+    if status == 503:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+def from_caerror(exc: CAError) -> Response:
+    return problem(STATUS[exc.kind], TITLES[exc.kind], exc.detail, TYPE_PREFIX + exc.kind.value, **exc.extra)
+
+
+_HTTP_DETAILS = {
+    404: "There is no such resource; see /docs for the API.",
+    405: "This method is not allowed on this resource.",
+    413: "The request body is too large.",
+    415: "Send the request body as application/json.",
+}
+
+
+def install(app: Flask) -> None:
+    """Register the problem+json handlers on ``app``."""
+
+    @app.errorhandler(CAError)
+    def _caerror(exc: CAError) -> Response:
+        if exc.kind in (Kind.INTERNAL, Kind.UNAVAILABLE):
+            log.error(
+                "request failed",
+                extra={"kind": exc.kind.value, "detail": exc.detail, "request_id": request_id()},
+            )
+        return from_caerror(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        detail = _HTTP_DETAILS.get(status, exc.description or "")
+        extra: dict[str, Any] = {}
+        if status == 413:
+            detail = (
+                f"The request body is larger than the limit of {app.config.get('MAX_CONTENT_LENGTH')} bytes."
+            )
+            extra["limit_bytes"] = app.config.get("MAX_CONTENT_LENGTH")
+        if status == 422:
+            messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+            detail = "The request does not match the schema; see 'errors' for each field."
+            extra["errors"] = messages or {}
+        if status == 405 and getattr(exc, "valid_methods", None):
+            extra["allowed_methods"] = sorted(exc.valid_methods)  # type: ignore[attr-defined]
+        return problem(status, exc.name, detail, **extra)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error", extra={"request_id": request_id()})
+        return problem(
+            500,
+            "Internal error",
+            f"The service failed unexpectedly; quote request id {request_id()} to the operator.",
+        )
+
+    @app.after_request
+    def _tag(response: Response) -> Response:
+        response.headers["X-Request-Id"] = request_id()
+        return response

@@ -1,0 +1,160 @@
+"""Issuers and the device certificate profile (RFC 5280 section 4.2, design decision 3).
+
+An :class:`Issuer` pairs a CA certificate with a signing key from the key store. It precomputes
+what is the same for every certificate it signs (AKI, CRL distribution point, AIA), so signing a
+device certificate builds only the per-device parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ca_service.domain import MacAddress, Profile
+from ca_service.keystore import SigningKey
+
+PERMANENT_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.3")  # RFC 4043
+
+
+def permanent_identifier(mac: MacAddress) -> x509.OtherName:
+    """RFC 4043 PermanentIdentifier ::= SEQUENCE { identifierValue UTF8String OPTIONAL, ... }
+    carrying the canonical MAC, DER-encoded by hand (12 ASCII octets, short-form lengths)."""
+    value = mac.value.encode("ascii")
+    utf8 = b"\x0c" + bytes([len(value)]) + value
+    return x509.OtherName(PERMANENT_IDENTIFIER_OID, b"\x30" + bytes([len(utf8)]) + utf8)
+
+
+def signature_hash(key: SigningKey | x509.Certificate) -> hashes.HashAlgorithm:
+    """SHA-384 for P-384 (and larger) EC keys, SHA-256 otherwise."""
+    public = key.public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.key_size >= 384:
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+@dataclass
+class Issuer:
+    """A CA that signs: its certificate, its key (any key store), and the chain above it."""
+
+    name: str
+    certificate: x509.Certificate
+    key: SigningKey
+    chain: tuple[x509.Certificate, ...]  # parents of ``certificate`` up to the root
+    public_url: str
+    _aki: x509.AuthorityKeyIdentifier = field(init=False, repr=False)
+    _crl_dp: x509.CRLDistributionPoints = field(init=False, repr=False)
+    _aia: x509.AuthorityInformationAccess = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        base = self.public_url.rstrip("/")
+        try:
+            ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+            self._aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value)
+        except x509.ExtensionNotFound:
+            self._aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                self.certificate.public_key()  # type: ignore[arg-type]
+            )
+        self._crl_dp = x509.CRLDistributionPoints(
+            [x509.DistributionPoint([x509.UniformResourceIdentifier(self.crl_url)], None, None, None)]
+        )
+        self._aia = x509.AuthorityInformationAccess(
+            [
+                x509.AccessDescription(
+                    x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{base}/ocsp")
+                ),
+                x509.AccessDescription(
+                    x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                    x509.UniformResourceIdentifier(f"{base}/ca/issuers/{self.name}.crt"),
+                ),
+            ]
+        )
+        self.hash = signature_hash(self.certificate)
+        self.chain_pem = "".join(pem(c) for c in (self.certificate, *self.chain[:-1]))
+
+    def self_test(self) -> None:
+        """Sign and verify a fixed message: proves the key store can sign with this key."""
+        message = b"ca-service signing self-test"
+        public = self.certificate.public_key()
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            signature = self.key.sign(message, ec.ECDSA(self.hash))
+            public.verify(signature, message, ec.ECDSA(self.hash))  # type: ignore[call-arg, union-attr]
+        else:
+            signature = self.key.sign(message, padding.PKCS1v15(), self.hash)
+            public.verify(signature, message, padding.PKCS1v15(), self.hash)  # type: ignore[call-arg, union-attr]
+
+    @property
+    def crl_url(self) -> str:
+        return f"{self.public_url.rstrip('/')}/crl/{self.name}.crl"
+
+    def sign_device_certificate(
+        self,
+        public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+        mac: MacAddress,
+        profile: Profile,
+        serial: int,
+        now: datetime | None = None,
+    ) -> x509.Certificate:
+        """Build and sign a device certificate: subject CN=<MAC> (+ profile O/OU/C), validity
+        from the profile with notBefore backdated, never beyond the issuer's own notAfter."""
+        now = now or datetime.now(UTC)
+        not_before = now - timedelta(seconds=profile.backdate_seconds)
+        not_after = min(now + timedelta(days=profile.validity_days), self.certificate.not_valid_after_utc)
+        key_usage = x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        )
+        usages = []
+        if profile.client_auth:
+            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+        if profile.server_auth:
+            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(device_subject(mac, profile))
+            .issuer_name(self.certificate.subject)
+            .public_key(public_key)
+            .serial_number(serial)
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(key_usage, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(self._aki, critical=False)
+            .add_extension(self._crl_dp, critical=False)
+            .add_extension(self._aia, critical=False)
+        )
+        if usages:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        if profile.san_permanent_identifier:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([permanent_identifier(mac)]), critical=False
+            )
+        return builder.sign(self.key, self.hash)
+
+
+def device_subject(mac: MacAddress, profile: Profile) -> x509.Name:
+    attrs = []
+    if profile.country:
+        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, profile.country))
+    if profile.organization:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, profile.organization))
+    if profile.organizational_unit:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, profile.organizational_unit))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, mac.value))
+    return x509.Name(attrs)

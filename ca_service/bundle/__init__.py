@@ -1,0 +1,1 @@
+"""Trust anchors and the trust bundle for provisioning servers."""

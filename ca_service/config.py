@@ -1,0 +1,174 @@
+"""Settings: built-in defaults <- TOML file ($CA_SERVICE_CONFIG) <- CA_SERVICE_* environment.
+
+Settings are frozen. Secrets (the key passphrase) are held in fields excluded from ``repr`` and
+from :meth:`Settings.public_dump`, so a config dump never shows them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from ca_service.domain import Profile
+from ca_service.errors import CAError, Kind
+
+ENV_PREFIX = "CA_SERVICE_"
+
+DEFAULT_PROFILES: tuple[Profile, ...] = (
+    Profile(
+        name="device",
+        description="Gigaset base station client (and SIP-TLS server) certificate, CN=<MAC>",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings. Every field can be set as ``CA_SERVICE_<FIELD>`` or in the TOML file."""
+
+    home: Path = Path("var")
+    database_url: str = ""  # empty: sqlite under home
+    public_url: str = "http://127.0.0.1:8000"
+    bind: str = "127.0.0.1:8000"
+    workers: int = 0  # 0: derived from the CPU count
+    key_passphrase: str = field(default="", repr=False)  # empty: <home>/keys/passphrase
+    # CSR policy (design decision 3)
+    allowed_curves: tuple[str, ...] = ("secp256r1", "secp384r1")
+    min_rsa_bits: int = 2048
+    max_rsa_bits: int = 8192
+    oui_allowlist: tuple[str, ...] = ()  # empty: any OUI; else prefixes of canonical MACs
+    # Issuance
+    default_profile: str = "device"
+    subject_organization: str = ""
+    subject_organizational_unit: str = ""
+    subject_country: str = ""
+    validity_days: int = 365
+    san_permanent_identifier: bool = True
+    profiles: tuple[Profile, ...] = DEFAULT_PROFILES
+    # Web
+    max_body_bytes: int = 64 * 1024
+    log_level: str = "INFO"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{(self.home / 'ca.db').resolve()}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    def profile(self, name: str | None) -> Profile:
+        """The named profile with the site-wide subject and validity settings applied."""
+        wanted = name or self.default_profile
+        for p in self.profiles:
+            if p.name == wanted:
+                return p
+        names = ", ".join(p.name for p in self.profiles)
+        raise CAError(Kind.NOT_FOUND, f"Unknown profile '{wanted[:40]}'; known profiles: {names}.")
+
+    def public_dump(self) -> dict[str, object]:
+        """Settings fit to print: secrets replaced by a marker."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not f.repr:
+                value = "(set)" if value else "(unset)"
+            elif isinstance(value, Path):
+                value = str(value)
+            elif f.name == "profiles":
+                value = [dataclasses.asdict(p) for p in value]
+            out[f.name] = value
+        return out
+
+
+def _coerce(name: str, hint: Any, raw: Any) -> Any:
+    origin = getattr(hint, "__origin__", None)
+    try:
+        if hint is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if hint is int:
+            return int(raw)
+        if hint is Path:
+            return Path(str(raw))
+        if hint is str:
+            return str(raw)
+        if origin is tuple:
+            items = raw if isinstance(raw, list | tuple) else [s for s in str(raw).split(",")]
+            return tuple(str(i).strip() for i in items if str(i).strip())
+    except ValueError as exc:
+        raise CAError(Kind.MALFORMED, f"Setting '{name}' has an invalid value.") from exc
+    return raw
+
+
+def _profiles(table: Mapping[str, Any], base: Settings) -> tuple[Profile, ...]:
+    known = {p.name: p for p in base.profiles}
+    allowed = {f.name for f in fields(Profile)}
+    for name, values in table.items():
+        if not isinstance(values, Mapping) or set(values) - allowed:
+            raise CAError(Kind.MALFORMED, f"Profile '{name}' has unknown keys; allowed: {sorted(allowed)}.")
+        start = known.get(name, Profile(name=name))
+        known[name] = dataclasses.replace(start, **dict(values))
+    return tuple(known.values())
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from defaults, the TOML file named by $CA_SERVICE_CONFIG, the environment
+    and finally ``overrides`` (used by tests and the CLI)."""
+    env = os.environ if environ is None else environ
+    hints = get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    base = Settings()
+    config_file = env.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        try:
+            with open(config_file, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CAError(Kind.MALFORMED, f"Cannot read config file {config_file}: {exc}") from exc
+        for key, raw in data.items():
+            if key == "profiles":
+                values["profiles"] = _profiles(raw, base)
+            elif key in hints:
+                values[key] = _coerce(key, hints[key], raw)
+            else:
+                raise CAError(Kind.MALFORMED, f"Unknown setting '{key}' in {config_file}.")
+    for f in fields(Settings):
+        raw = env.get(ENV_PREFIX + f.name.upper())
+        if raw is not None and f.name != "profiles":
+            values[f.name] = _coerce(f.name, hints[f.name], raw)
+    values.update(overrides)
+    settings = Settings(**values)
+    return _apply_site_subject(settings)
+
+
+def _apply_site_subject(settings: Settings) -> Settings:
+    """Site-wide subject/validity settings fill what a profile leaves unset."""
+    profiles = tuple(
+        dataclasses.replace(
+            p,
+            organization=p.organization or settings.subject_organization or None,
+            organizational_unit=p.organizational_unit or settings.subject_organizational_unit or None,
+            country=p.country or settings.subject_country or None,
+            validity_days=p.validity_days if p.validity_days != 365 else settings.validity_days,
+            san_permanent_identifier=p.san_permanent_identifier and settings.san_permanent_identifier,
+        )
+        for p in settings.profiles
+    )
+    return dataclasses.replace(settings, profiles=profiles)

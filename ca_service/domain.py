@@ -1,0 +1,167 @@
+"""Small frozen value types shared by every part of the service."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from ca_service.errors import CAError, Kind
+
+_SEPARATORS = re.compile(r"[:\-.\s]")
+_HEX12 = re.compile(r"[0-9A-F]{12}")
+
+
+@dataclass(frozen=True, order=True)
+class MacAddress:
+    """A device MAC in canonical form: 12 uppercase hex digits, no separators.
+
+    :meth:`parse` accepts ``7c:2f:80:c6:e5:c2``, ``7C-2F-80-C6-E5-C2``, ``7c2f.80c6.e5c2``,
+    ``7C2F80C6E5C2`` and the like. It checks only the spelling; whether a MAC may identify a
+    device (not multicast, not all zeros) is policy (``ca_service.policy.mac``).
+    """
+
+    value: str
+
+    def __post_init__(self) -> None:
+        if not _HEX12.fullmatch(self.value):
+            raise CAError(Kind.BAD_IDENTIFIER, "A MAC address is 12 hexadecimal digits.")
+
+    @classmethod
+    def parse(cls, text: str) -> MacAddress:
+        if not isinstance(text, str) or len(text) > 64:
+            raise CAError(Kind.BAD_IDENTIFIER, "A MAC address is 12 hexadecimal digits.")
+        stripped = text.strip()
+        groups = [g for g in _SEPARATORS.split(stripped)]
+        # Separators must split the digits evenly: 6x2 (colon/dash), 3x4 (dot) or none.
+        if len(groups) > 1 and not (
+            (len(groups) == 6 and all(len(g) == 2 for g in groups))
+            or (len(groups) == 3 and all(len(g) == 4 for g in groups))
+        ):
+            raise CAError(
+                Kind.BAD_IDENTIFIER,
+                f"'{_printable(text)}' is not a MAC address; write it as 12 hex digits, "
+                "optionally separated as 7C:2F:80:C6:E5:C2, 7C-2F-80-C6-E5-C2 or 7c2f.80c6.e5c2.",
+            )
+        digits = "".join(groups).upper()
+        if not _HEX12.fullmatch(digits):
+            raise CAError(
+                Kind.BAD_IDENTIFIER,
+                f"'{_printable(text)}' is not a MAC address; write it as 12 hex digits, "
+                "optionally separated as 7C:2F:80:C6:E5:C2, 7C-2F-80-C6-E5-C2 or 7c2f.80c6.e5c2.",
+            )
+        return cls(digits)
+
+    @property
+    def is_multicast(self) -> bool:
+        return bool(int(self.value[:2], 16) & 1)
+
+    @property
+    def is_zero(self) -> bool:
+        return self.value == "000000000000"
+
+    @property
+    def is_broadcast(self) -> bool:
+        return self.value == "FFFFFFFFFFFF"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _printable(text: str, limit: int = 40) -> str:
+    """A short, printable echo of untrusted input for error details."""
+    clean = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return clean + ("..." if len(text) > limit else "")
+
+
+class Role(Enum):
+    """What an API token may do."""
+
+    ADMIN = "admin"
+    PROVISIONER = "provisioner"
+    AUDITOR = "auditor"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a token's identity, role and MAC scopes (prefixes of canonical MACs)."""
+
+    name: str
+    role: Role
+    scopes: tuple[str, ...] = ()
+    token_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.role.value}:{self.name}"
+
+
+SYSTEM = Principal(name="system", role=Role.ADMIN)
+
+
+class KeyType(Enum):
+    """Key algorithms the service can make or accept."""
+
+    EC_P256 = "ec-p256"
+    EC_P384 = "ec-p384"
+    RSA_2048 = "rsa-2048"
+    RSA_3072 = "rsa-3072"
+    RSA_4096 = "rsa-4096"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything about a certificate that is not the device's choice (design decision 3)."""
+
+    name: str
+    validity_days: int = 365
+    backdate_seconds: int = 300
+    organization: str | None = None
+    organizational_unit: str | None = None
+    country: str | None = None
+    client_auth: bool = True
+    server_auth: bool = True
+    san_permanent_identifier: bool = True
+    description: str = ""
+
+
+class CertificateStatus(Enum):
+    VALID = "valid"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A certificate the service issued and committed, with its chain (leaf first excluded)."""
+
+    serial: str
+    mac: str
+    profile: str
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    certificate_pem: str
+    chain_pem: str
+    status: CertificateStatus = CertificateStatus.VALID
+    fingerprint_sha256: str = ""
+    key_type: str = ""
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    replaces: str | None = None
+    replaced_by: str | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IssuerRecord:
+    """One of our CAs as stored: what the authority needs to load it."""
+
+    id: int
+    name: str
+    role: str  # root | issuing
+    state: str  # pending | active | retiring | retired
+    key_uri: str
+    certificate_pem: str | None
+    parent_id: int | None

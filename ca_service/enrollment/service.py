@@ -1,0 +1,206 @@
+"""The registration authority: turns a request into a decision and a certificate.
+
+The only module that calls policy, authority and store together. The issuance cycle (design
+decision 6): policy passes -> certificate built and signed with a fresh random serial -> the
+row (with its audit entry) committed -> only then returned. The serial is reserved by the
+database's unique constraint at commit; a collision (p ~ 2^-159) discards the unreturned
+certificate and signs again with a new serial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy.exc import IntegrityError
+
+from ca_service.authority import random_serial, serial_text
+from ca_service.authority.issuer import pem
+from ca_service.authority.registry import IssuerCache
+from ca_service.config import Settings
+from ca_service.domain import CertificateStatus, IssuedCertificate, MacAddress, Principal, Role
+from ca_service.errors import CAError, Kind
+from ca_service.policy import CsrRules, check_csr, check_scope, device_mac, in_scope
+from ca_service.store import Database, audit
+from ca_service.store import certificates as certs
+from ca_service.store.models import CertificateRow, DeviceRow, utcnow
+
+log = logging.getLogger("ca_service.enrollment")
+
+SERIAL_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    mac: str
+    model: str | None
+    firmware: str | None
+    labels: dict[str, object]
+    created_at: datetime | None
+    certificates: list[IssuedCertificate]
+
+
+class Enrollment:
+    """Issuance and certificate queries on behalf of an authenticated principal."""
+
+    def __init__(self, db: Database, issuers: IssuerCache, settings: Settings) -> None:
+        self.db = db
+        self.issuers = issuers
+        self.settings = settings
+        self.rules = CsrRules(
+            allowed_curves=settings.allowed_curves,
+            min_rsa_bits=settings.min_rsa_bits,
+            max_rsa_bits=settings.max_rsa_bits,
+            oui_allowlist=settings.oui_allowlist,
+        )
+
+    # -- issuance ---------------------------------------------------------------------------
+    def issue(self, csr: bytes | str, principal: Principal, profile: str | None = None) -> IssuedCertificate:
+        """Issue a device certificate for ``csr`` (PEM or DER) under ``profile``."""
+        if principal.role is Role.AUDITOR:
+            raise CAError(Kind.FORBIDDEN, "Auditor tokens may only read; issuing needs admin or provisioner.")
+        chosen = self.settings.profile(profile)
+        try:
+            facts = check_csr(csr, self.rules)
+            check_scope(principal, facts.mac)
+        except CAError as exc:
+            log.info(
+                "issuance refused",
+                extra={"actor": principal.label, "kind": exc.kind.value, "detail": exc.detail},
+            )
+            raise
+        for _ in range(SERIAL_ATTEMPTS):
+            issuer_id, issuer = self.issuers.get().signing()
+            serial = random_serial()
+            cert = issuer.sign_device_certificate(facts.public_key, facts.mac, chosen, serial)
+            der = cert.public_bytes(serialization.Encoding.DER)
+            row = dict(
+                serial=serial_text(serial),
+                issuer_id=issuer_id,
+                mac=facts.mac.value,
+                profile=chosen.name,
+                key_type=facts.key_type,
+                not_before=cert.not_valid_before_utc,
+                not_after=cert.not_valid_after_utc,
+                status=CertificateStatus.VALID.value,
+                fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+                der=der,
+                created_by=principal.label,
+                created_at=utcnow(),
+            )
+            try:
+                with self.db.write() as session:
+                    certs.ensure_device(session, facts.mac.value)
+                    certs.insert_certificate(session, **row)
+                    audit.record(
+                        session,
+                        actor=principal.label,
+                        action="certificate.issue",
+                        mac=facts.mac.value,
+                        serial=row["serial"],  # type: ignore[arg-type]
+                        detail={"profile": chosen.name, "issuer": issuer.name, "key_type": facts.key_type},
+                    )
+            except IntegrityError:
+                log.warning("serial collision, signing again", extra={"serial": row["serial"]})
+                continue
+            log.info(
+                "certificate issued",
+                extra={
+                    "actor": principal.label,
+                    "mac": facts.mac.value,
+                    "serial": row["serial"],
+                    "issuer": issuer.name,
+                },
+            )
+            return IssuedCertificate(
+                serial=row["serial"],  # type: ignore[arg-type]
+                mac=facts.mac.value,
+                profile=chosen.name,
+                issuer=issuer.name,
+                not_before=cert.not_valid_before_utc,
+                not_after=cert.not_valid_after_utc,
+                certificate_pem=pem(cert),
+                chain_pem=issuer.chain_pem,
+                fingerprint_sha256=row["fingerprint_sha256"],  # type: ignore[arg-type]
+                key_type=facts.key_type,
+                created_by=principal.label,
+                created_at=row["created_at"],  # type: ignore[arg-type]
+            )
+        raise CAError(Kind.INTERNAL, "Could not allocate a unique serial number.")
+
+    # -- queries ----------------------------------------------------------------------------
+    def view(self, row: CertificateRow) -> IssuedCertificate:
+        issuer = self.issuers.get().by_id.get(row.issuer_id)
+
+        cert = x509.load_der_x509_certificate(row.der)
+        return IssuedCertificate(
+            serial=row.serial,
+            mac=row.mac,
+            profile=row.profile,
+            issuer=issuer.name if issuer else str(row.issuer_id),
+            not_before=row.not_before,
+            not_after=row.not_after,
+            certificate_pem=pem(cert),
+            chain_pem=issuer.chain_pem if issuer else "",
+            status=CertificateStatus(row.status),
+            fingerprint_sha256=row.fingerprint_sha256,
+            key_type=row.key_type,
+            revoked_at=row.revoked_at,
+            revocation_reason=row.revocation_reason,
+            replaces=row.replaces,
+            replaced_by=row.replaced_by,
+            created_by=row.created_by,
+            created_at=row.created_at,
+        )
+
+    def certificate(self, serial: str, principal: Principal) -> IssuedCertificate:
+        with self.db.read() as session:
+            row = certs.by_serial(session, serial)
+            if row is None or not in_scope(principal, MacAddress(row.mac)):
+                raise CAError(Kind.NOT_FOUND, f"No certificate with serial {serial}.")
+            return self.view(row)
+
+    def search(
+        self,
+        principal: Principal,
+        *,
+        mac: str | None = None,
+        status: str | None = None,
+        expires_before: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[IssuedCertificate], int]:
+        scopes = principal.scopes if principal.role is Role.PROVISIONER else None
+        canonical = MacAddress.parse(mac).value if mac else None
+        with self.db.read() as session:
+            rows, total = certs.search(
+                session,
+                mac=canonical,
+                status=status,
+                expires_before=expires_before,
+                mac_prefixes=scopes,
+                offset=offset,
+                limit=limit,
+            )
+            return [self.view(r) for r in rows], total
+
+    def device(self, mac_text: str, principal: Principal) -> DeviceView:
+        mac = device_mac(mac_text)
+        if not in_scope(principal, mac):
+            raise CAError(Kind.NOT_FOUND, f"No device {mac}.")
+        with self.db.read() as session:
+            row: DeviceRow | None = certs.device(session, mac.value)
+            if row is None:
+                raise CAError(Kind.NOT_FOUND, f"No device {mac}.")
+            return DeviceView(
+                mac=row.mac,
+                model=row.model,
+                firmware=row.firmware,
+                labels=dict(row.labels or {}),
+                created_at=row.created_at,
+                certificates=[self.view(r) for r in certs.for_device(session, mac.value)],
+            )

@@ -1,0 +1,80 @@
+"""Where CA keys live (design decision 5).
+
+A key is named by a URI; its scheme picks the backend (``file:`` here, ``pkcs11:`` in
+``keystore.pkcs11``). A backend hands back an object that cryptography's certificate and CRL
+builders can sign with, so ``authority/`` never knows where the key is.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ca_service.config import Settings
+from ca_service.domain import KeyType
+from ca_service.errors import CAError, Kind
+
+SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+class KeyStore(Protocol):
+    """A key store backend: creates keys inside itself and loads them for signing."""
+
+    def create(self, uri: str, key_type: KeyType) -> SigningKey:
+        """Create a new key at ``uri``; refuse to overwrite an existing one."""
+        ...
+
+    def load(self, uri: str) -> SigningKey:
+        """Load the key at ``uri`` for signing; raise UNAVAILABLE when the store cannot serve."""
+        ...
+
+
+def scheme_of(uri: str) -> str:
+    scheme, sep, _ = uri.partition(":")
+    if not sep:
+        raise CAError(Kind.MALFORMED, "A key URI starts with its scheme, e.g. 'file:' or 'pkcs11:'.")
+    return scheme.lower()
+
+
+# scheme -> (module, class): backends are imported only when a key URI needs them, so the
+# pkcs11 binding is loaded only by deployments that use an HSM.
+BACKENDS = {
+    "file": ("ca_service.keystore.file", "FileKeyStore"),
+    "pkcs11": ("ca_service.keystore.pkcs11", "Pkcs11KeyStore"),
+}
+
+
+def keystore_for(uri: str, settings: Settings) -> KeyStore:
+    """The backend that serves ``uri``."""
+    scheme = scheme_of(uri)
+    if scheme not in BACKENDS:
+        raise CAError(Kind.MALFORMED, f"Unknown key URI scheme '{scheme[:20]}'; use file: or pkcs11:.")
+    module_name, class_name = BACKENDS[scheme]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CAError(
+            Kind.UNAVAILABLE, f"The {scheme}: key store is not available in this installation."
+        ) from exc
+    backend: KeyStore = getattr(module, class_name)(settings)
+    return backend
+
+
+def load_key(uri: str, settings: Settings) -> SigningKey:
+    return keystore_for(uri, settings).load(uri)
+
+
+def create_key(uri: str, key_type: KeyType, settings: Settings) -> SigningKey:
+    return keystore_for(uri, settings).create(uri, key_type)
+
+
+def generate_software_key(key_type: KeyType) -> SigningKey:
+    """A fresh key in process memory (for file keys and device keys made by the service)."""
+    if key_type is KeyType.EC_P256:
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type is KeyType.EC_P384:
+        return ec.generate_private_key(ec.SECP384R1())
+    bits = int(key_type.value.split("-")[1])
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)

@@ -1,0 +1,1 @@
+"""Renewal: windows (RFC 9773), lineage, the renewal client."""

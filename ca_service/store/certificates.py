@@ -1,0 +1,82 @@
+"""Issued certificates and devices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ca_service.store.models import CertificateRow, DeviceRow, utcnow
+
+
+def insert_certificate(session: Session, **values: Any) -> None:
+    """Insert one certificate row (Core insert: the issuance hot path). A duplicate serial
+    raises IntegrityError, which the caller turns into a retry with a fresh serial."""
+    session.execute(insert(CertificateRow).values(**values))
+
+
+def ensure_device(session: Session, mac: str) -> None:
+    """Create the device row on first issuance; keep an existing one untouched."""
+    now = utcnow()
+    values = {"mac": mac, "labels": {}, "created_at": now, "updated_at": now}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(DeviceRow).values(**values).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(DeviceRow).values(**values).on_conflict_do_nothing()
+    session.execute(stmt)
+
+
+def by_serial(session: Session, serial: str) -> CertificateRow | None:
+    return session.scalar(select(CertificateRow).where(CertificateRow.serial == serial))
+
+
+def device(session: Session, mac: str) -> DeviceRow | None:
+    return session.get(DeviceRow, mac)
+
+
+def for_device(session: Session, mac: str) -> list[CertificateRow]:
+    return list(
+        session.scalars(
+            select(CertificateRow).where(CertificateRow.mac == mac).order_by(CertificateRow.id.desc())
+        )
+    )
+
+
+def search(
+    session: Session,
+    *,
+    mac: str | None = None,
+    status: str | None = None,
+    expires_before: datetime | None = None,
+    mac_prefixes: tuple[str, ...] | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[CertificateRow], int]:
+    """Certificates matching the filters, newest first, and the total count.
+    ``mac_prefixes`` restricts to a provisioner's scopes (None: no restriction)."""
+    conditions = []
+    if mac:
+        conditions.append(CertificateRow.mac == mac)
+    if status:
+        conditions.append(CertificateRow.status == status)
+    if expires_before:
+        conditions.append(CertificateRow.not_after < expires_before)
+    if mac_prefixes is not None:
+        if not mac_prefixes:
+            return [], 0
+        from sqlalchemy import or_
+
+        conditions.append(or_(*(CertificateRow.mac.startswith(p) for p in mac_prefixes)))
+    total = session.scalar(select(func.count()).select_from(CertificateRow).where(*conditions)) or 0
+    rows = session.scalars(
+        select(CertificateRow)
+        .where(*conditions)
+        .order_by(CertificateRow.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows), total

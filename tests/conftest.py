@@ -1,0 +1,149 @@
+"""Fixtures: every test that touches the database runs on SQLite and on PostgreSQL.
+
+PostgreSQL is the machine's server on 127.0.0.1:5432 (trust auth; override with
+CA_SERVICE_TEST_PG). Each test session makes its own database and drops it at the end; each test
+starts from empty tables. A PostgreSQL that cannot be reached fails the tests, it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from ca_service import Services, build_services, create_app
+from ca_service.config import Settings, load_settings
+from ca_service.enrollment import ca_setup
+from ca_service.enrollment.tokens import create_token
+from ca_service.store.migrate import upgrade
+from ca_service.store.models import Base
+
+PG_ADMIN = os.environ.get("CA_SERVICE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PUBLIC_URL = "http://ca.test"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    name = f"ca_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:  # fail, never skip
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN}: {exc}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://")
+    upgrade(url)
+    yield url
+    create_engine(url).dispose()
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _truncate_pg(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "postgresql":
+        url = str(request.getfixturevalue("pg_url"))
+        _truncate_pg(url)
+        return url
+    template = request.getfixturevalue("sqlite_template")
+    path = tmp_path / "ca.db"
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "home": tmp_path / "home",
+            "database_url": database_url,
+            "public_url": PUBLIC_URL,
+        }
+        values.update(overrides)
+        return load_settings(environ={}, **values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    """Services on a freshly initialised CA (P-384 root, P-256 issuing in the file key store)."""
+    svc = build_services(settings)
+    ca_setup.initialize(svc.db, settings)
+    yield svc
+    svc.db.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings, services: Services) -> Iterator[Flask]:
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["ca_service"].db.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def token(services: Services) -> Callable[..., dict[str, str]]:
+    """Make a token and return the Authorization header for it."""
+
+    def make(role: str = "admin", *scopes: str, name: str | None = None) -> dict[str, str]:
+        value = create_token(
+            services.db, name=name or f"{role}-{secrets.token_hex(3)}", role=role, scopes=scopes
+        )
+        return {"Authorization": f"Bearer {value}"}
+
+    return make
+
+
+@pytest.fixture
+def admin(token: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return token("admin")
+
+
+@pytest.fixture
+def env_for(settings: Settings) -> dict[str, str]:
+    """Environment that makes a subprocess (gunicorn, the CLI) use this test's settings."""
+    return {
+        "CA_SERVICE_HOME": str(settings.home),
+        "CA_SERVICE_DATABASE_URL": settings.database_url,
+        "CA_SERVICE_PUBLIC_URL": settings.public_url,
+    }

@@ -1,0 +1,130 @@
+"""Test helpers: the real openssl CLI, CSRs made by it, free ports, a live gunicorn server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def openssl(
+    *args: str, input: bytes | None = None, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the real openssl CLI."""
+    return subprocess.run(["openssl", *args], input=input, capture_output=True, check=check, cwd=cwd)
+
+
+def make_key(path: Path, kind: str = "ec-p256") -> Path:
+    """A private key made by the openssl CLI: ec-p256, ec-p384, ec-p521, rsa-<bits>, ed25519."""
+    if kind.startswith("ec-"):
+        curve = {
+            "ec-p256": "prime256v1",
+            "ec-p384": "secp384r1",
+            "ec-p521": "secp521r1",
+            "ec-k256": "secp256k1",
+        }[kind]
+        openssl("ecparam", "-genkey", "-name", curve, "-noout", "-out", str(path))
+    elif kind.startswith("rsa-"):
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{kind[4:]}", "-out", str(path))
+    elif kind == "ed25519":
+        openssl("genpkey", "-algorithm", "ed25519", "-out", str(path))
+    elif kind == "dsa-2048":
+        params = path.with_suffix(".params")
+        openssl(
+            "genpkey",
+            "-genparam",
+            "-algorithm",
+            "DSA",
+            "-pkeyopt",
+            "dsa_paramgen_bits:2048",
+            "-out",
+            str(params),
+        )
+        openssl("genpkey", "-paramfile", str(params), "-out", str(path))
+    else:
+        raise ValueError(kind)
+    return path
+
+
+def make_csr(
+    tmp: Path, cn: str, kind: str = "ec-p256", digest: str = "sha256", name: str = "dev"
+) -> tuple[Path, Path]:
+    """Key and CSR made by the openssl CLI, as the FAQ's workflow does. Returns (key, csr)."""
+    key = make_key(tmp / f"{name}.key", kind)
+    csr = tmp / f"{name}.csr"
+    args = ["req", "-new", "-key", str(key), "-subj", f"/CN={cn}", "-out", str(csr)]
+    if kind != "ed25519":
+        args.insert(2, f"-{digest}")
+    openssl(*args)
+    return key, csr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The service under gunicorn with several workers, configured through the environment."""
+
+    def __init__(self, env: dict[str, str], workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            **env,
+            "CA_SERVICE_BIND": f"127.0.0.1:{self.port}",
+            "CA_SERVICE_WORKERS": str(workers),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LiveServer:
+        self.log = open(Path(self.env["CA_SERVICE_HOME"]) / f"gunicorn-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(REPO / "deploy" / "gunicorn.conf.py"),
+                "ca_service:create_app()",
+            ],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("gunicorn exited: " + Path(self.log.name).read_text()[-2000:])
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code in (200, 503):
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start: " + Path(self.log.name).read_text()[-2000:])
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None
