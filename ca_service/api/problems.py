@@ -97,11 +97,30 @@ def install(app: Flask) -> None:
             )
         return from_caerror(exc)
 
+    @app.before_request
+    def _json_only() -> Response | None:
+        """REST bodies are JSON; endpoints that take another type list it in BODY_TYPES."""
+        if (
+            request.path.startswith("/api/")
+            and request.method in ("POST", "PUT", "PATCH")
+            and (request.content_length or request.headers.get("Transfer-Encoding"))
+            and not request.is_json
+            and request.mimetype not in app.config.get("BODY_TYPES", ())
+        ):
+            return problem(
+                415,
+                "Unsupported Media Type",
+                f"Send the request body as application/json (got '{request.mimetype or 'none'}').",
+            )
+        return None
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
         detail = _HTTP_DETAILS.get(status, exc.description or "")
         extra: dict[str, Any] = {}
+        if status == 400 and request.is_json:
+            detail = "The request body is not valid JSON."
         if status == 413:
             detail = (
                 f"The request body is larger than the limit of {app.config.get('MAX_CONTENT_LENGTH')} bytes."
