@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,11 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None) -> None:
     env = dict(os.environ)
     env["CA_SERVICE_HOME"] = str(settings.home.resolve())
     env["CA_SERVICE_BIND"] = bind or settings.bind
+    if "PROMETHEUS_MULTIPROC_DIR" not in env:  # one metrics folder per server run, summed by /metrics
+        metrics_dir = settings.home.resolve() / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if workers or settings.workers:
         env["CA_SERVICE_WORKERS"] = str(workers or settings.workers)
     click.echo(f"serving on http://{env['CA_SERVICE_BIND']} (API docs at /docs)", err=True)

@@ -175,6 +175,8 @@ def test_serve_on_empty_home(env_for: dict[str, str], tmp_path: Path) -> None:
             timeout=10,
         )
         assert response.status_code == 201
+        metrics = requests.get(url + "/metrics", timeout=5).text
+        assert "ca_certificates_issued_total{issuer=" in metrics and "} 1.0" in metrics
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=15)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from typing import Any
 
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
 from ca_service.errors import CAError, Kind
+from ca_service.metrics import HTTP_REQUESTS
 
 log = logging.getLogger("ca_service.api")
 
@@ -143,7 +145,17 @@ def install(app: Flask) -> None:
             f"The service failed unexpectedly; quote request id {request_id()} to the operator.",
         )
 
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
     @app.after_request
     def _tag(response: Response) -> Response:
         response.headers["X-Request-Id"] = request_id()
+        started = getattr(g, "started", None)
+        if started is not None:
+            endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+            HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
         return response

@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 from ca_service.store.models import AuditRow, utcnow
 
 
+_INSERT = insert(AuditRow.__table__)
+
+
 def record(
     session: Session,
     *,
@@ -23,15 +26,16 @@ def record(
     at: datetime | None = None,
 ) -> None:
     session.execute(
-        insert(AuditRow).values(
-            at=at or utcnow(),
-            actor=actor[:160],
-            action=action,
-            outcome=outcome,
-            mac=mac,
-            serial=serial,
-            detail=detail or {},
-        )
+        _INSERT,
+        {
+            "at": at or utcnow(),
+            "actor": actor[:160],
+            "action": action,
+            "outcome": outcome,
+            "mac": mac,
+            "serial": serial,
+            "detail": detail or {},
+        },
     )
 
 
