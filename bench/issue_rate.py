@@ -2,7 +2,8 @@
 in-process ceiling measured in the same run (parse CSR + verify + build + sign + PEM; no HTTP,
 no database).
 
-    .venv/bin/python bench/issue_rate.py [--seconds 10] [--connections 8] [--workers 2] [--db sqlite|postgresql]
+    .venv/bin/python bench/issue_rate.py [--seconds 10] [--connections 8] [--workers 2]
+                                         [--db sqlite|postgresql]
 
 Needs `wrk` (Debian package). Every counted certificate is a committed row: the figure is the
 number of rows in the database after the run divided by the run time, cross-checked against
@@ -157,13 +158,15 @@ def main() -> None:
     failed = int(non2xx.group(1)) if non2xx else 0
     durable = rows / wrk_seconds
     print(
-        f"\nissuance benchmark ({opts.db}, {opts.workers} gunicorn workers, wrk {opts.connections} connections, "
+        f"\nissuance benchmark ({opts.db}, {opts.workers} gunicorn workers, "
+        f"wrk {opts.connections} connections, "
         f"{int(opts.seconds)} s, ECDSA P-256 issuing key, P-256 CSR)"
     )
     print(f"{'measure':<58}{'per second':>12}{'ratio':>8}")
     print(f"{'ceiling: issuance crypto in-process, one core':<58}{one:>12.0f}{1.0:>8.2f}")
     print(
-        f"{'ceiling: issuance crypto in-process, all ' + str(cores) + ' cores':<58}{all_cores:>12.0f}{all_cores / one:>8.2f}"
+        f"{f'ceiling: issuance crypto in-process, all {cores} cores':<58}"
+        f"{all_cores:>12.0f}{all_cores / one:>8.2f}"
     )
     print(f"{'POST /api/v1/certificates, committed rows':<58}{durable:>12.0f}{durable / one:>8.2f}")
     print(f"   ({requests_done} answers, {failed} not 2xx, {rows} rows committed, wall {elapsed:.1f} s)")

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from ca_service.store.models import AuditRow, utcnow
 
-
 _INSERT = insert(AuditRow.__table__)
 
 

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from ca_service.store.models import CertificateRow, DeviceRow, utcnow
 
-
 # Statements of the issuance hot path are built once (Core, on the tables): SQLAlchemy then
 # reuses their compiled form instead of rebuilding an ORM statement per request.
 _INSERT_CERTIFICATE = insert(CertificateRow.__table__)
