@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from ca_service.store.models import AuditRow, utcnow
 
-_INSERT = insert(AuditRow.__table__)
+_INSERT = insert(cast(Table, AuditRow.__table__))
 
 
 def record(

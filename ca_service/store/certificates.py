@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -13,10 +13,10 @@ from ca_service.store.models import CertificateRow, DeviceRow, utcnow
 
 # Statements of the issuance hot path are built once (Core, on the tables): SQLAlchemy then
 # reuses their compiled form instead of rebuilding an ORM statement per request.
-_INSERT_CERTIFICATE = insert(CertificateRow.__table__)
+_INSERT_CERTIFICATE = insert(cast(Table, CertificateRow.__table__))
 _INSERT_DEVICE = {
-    "postgresql": postgresql.insert(DeviceRow.__table__).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(DeviceRow.__table__).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(cast(Table, DeviceRow.__table__)).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(cast(Table, DeviceRow.__table__)).on_conflict_do_nothing(),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,7 +32,7 @@ _BY_HASH = select(
 ).where(TokenRow.__table__.c.token_hash == bindparam("token_hash"))
 
 
-def by_hash(session: Session, token_hash: str) -> Row[Any] | None:
+def by_hash(session: Session, token_hash: str) -> Any:
     """The token with this hash (a Core row: this runs on every API request)."""
     return session.execute(_BY_HASH, {"token_hash": token_hash}).first()
 
