@@ -15,9 +15,12 @@ def test_concurrent_issuance_through_workers(services, admin, env_for, tmp_path:
     csrs = [make_csr(tmp_path, f"7C2F80{i:06X}", name=f"d{i}")[1].read_text() for i in range(8)]
     server = LiveServer(env_for, workers=2).start()
     try:
+
         def issue(n: int) -> tuple[int, str]:
             with requests.Session() as http:
-                r = http.post(f"{server.url}/api/v1/certificates", json={"csr": csrs[n % 8]}, headers=admin, timeout=30)
+                r = http.post(
+                    f"{server.url}/api/v1/certificates", json={"csr": csrs[n % 8]}, headers=admin, timeout=30
+                )
                 return r.status_code, r.json().get("serial", r.text)
 
         with ThreadPoolExecutor(8) as pool:
