@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,55 @@ def issue(ctx: click.Context, csr_file: Path, out: Path, chain_out: Path | None,
     if chain_out:
         chain_out.write_text(cert.chain_pem)
     click.echo(f"issued {cert.serial} for {cert.mac}, valid until {cert.not_after:%Y-%m-%d}", err=True)
+
+
+# -- renewal client -------------------------------------------------------------------------
+@main.command()
+@click.option(
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file listing the managed certificates.",
+)
+@click.option("--dry-run", is_flag=True, help="Ask and report what is due; change nothing.")
+@click.option(
+    "--lock-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Default: the config file's path with '.lock' appended.",
+)
+@click.option("--wait", is_flag=True, help="Wait for a running renewal instead of exiting.")
+def renew(config_file: Path, dry_run: bool, lock_file: Path | None, wait: bool) -> None:
+    """Renew the managed certificates that are due (for cron): exit 0 when all is well."""
+    from ca_service.renewal.client import load_config, process, run_lock
+
+    managed = load_config(config_file)
+    with run_lock(lock_file or config_file.with_name(config_file.name + ".lock"), wait) as held:
+        if not held:
+            click.echo("another renewal run holds the lock; nothing done", err=True)
+            return
+        outcomes = []
+        bar: Any = (
+            click.progressbar(managed, label="renewing", file=sys.stderr)
+            if len(managed) > 3
+            else nullcontext(managed)
+        )
+        with bar as items:
+            for item in items:
+                outcomes.append(process(item, dry_run=dry_run))
+    for o in outcomes:
+        click.echo(f"{o.name}\t{o.action}\t{o.detail}")
+    failed = [o for o in outcomes if o.action == "failed"]
+    counts = {
+        a: sum(o.action == a for o in outcomes) for a in ("issued", "renewed", "would-renew", "not-due")
+    }
+    summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n)
+    click.echo(f"{len(outcomes)} certificates: {summary or 'nothing to do'}, {len(failed)} failed", err=True)
+    for o in failed:
+        click.echo(f"FAILED {o.name}: {o.detail}", err=True)
+    if failed:
+        sys.exit(1)
 
 
 # -- serving --------------------------------------------------------------------------------
