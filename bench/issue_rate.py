@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,6 +149,7 @@ def main() -> None:
         rows = count_rows(url) - before
     finally:
         server.stop()
+        shutil.rmtree(home, ignore_errors=True)
         if pg_name:
             services.db.dispose()
             with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
