@@ -124,6 +124,10 @@ class Profile:
     server_auth: bool = True
     san_permanent_identifier: bool = True
     description: str = ""
+    # Delivery of keys made by the service (provisioning): "pkcs8" (BEGIN PRIVATE KEY) or
+    # "traditional" (BEGIN EC PRIVATE KEY / BEGIN RSA PRIVATE KEY); leaf only or leaf + chain.
+    key_format: str = "pkcs8"
+    cert_chain: bool = False
 
 
 class CertificateStatus(Enum):
