@@ -103,10 +103,9 @@ def install(app: Flask) -> None:
         detail = _HTTP_DETAILS.get(status, exc.description or "")
         extra: dict[str, Any] = {}
         if status == 413:
-            detail = (
-                f"The request body is larger than the limit of {app.config.get('MAX_CONTENT_LENGTH')} bytes."
-            )
-            extra["limit_bytes"] = app.config.get("MAX_CONTENT_LENGTH")
+            limit = request.max_content_length  # per request: device imports have their own cap
+            detail = f"The request body is larger than the limit of {limit} bytes."
+            extra["limit_bytes"] = limit
         if status == 422:
             messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
             detail = "The request does not match the schema; see 'errors' for each field."
