@@ -1,0 +1,36 @@
+"""The key URL under gunicorn with several workers: concurrent fetches of one key URL get it
+exactly once, and the access log does not record download tokens."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ca_service.domain import SYSTEM
+from tests.helpers import LiveServer
+
+pytestmark = pytest.mark.slow
+
+
+def test_key_url_once_under_concurrency(services: Any, env_for: dict[str, str]) -> None:
+    delivery = services.credentials.create("7C2F80E0D605", SYSTEM)
+    server = LiveServer({**env_for, "CA_SERVICE_ACCESS_LOG": "1"}, workers=2).start()
+    try:
+        key_path = delivery.key_url.removeprefix("http://ca.test")
+        cert_path = delivery.certificate_url.removeprefix("http://ca.test")
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: requests.get(server.url + key_path, timeout=30), range(8)))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [200] + [410] * 7, statuses
+        assert sum(b"PRIVATE KEY" in a.content for a in answers) == 1
+        assert requests.get(server.url + cert_path, timeout=10).status_code == 200
+    finally:
+        server.stop()
+    log = Path(server.log.name).read_text()
+    assert "/provisioning/key/" in log  # the access log was on
+    for url in (delivery.key_url, delivery.certificate_url):
+        assert url.rsplit("/", 1)[1] not in log
