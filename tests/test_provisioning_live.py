@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from ca_service.domain import SYSTEM
+from ca_service.store.models import CertificateRow, DeviceCredentialRow, WrappedKeyRow
 from tests.helpers import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -34,3 +36,21 @@ def test_key_url_once_under_concurrency(services: Any, env_for: dict[str, str]) 
     assert "/provisioning/key/" in log  # the access log was on
     for url in (delivery.key_url, delivery.certificate_url):
         assert url.rsplit("/", 1)[1] not in log
+
+
+def test_concurrent_provisioning_steps_make_one_key(
+    services: Any, env_for: dict[str, str], token: Any
+) -> None:
+    headers = token("provisioner", "7C2F80")
+    server = LiveServer(env_for, workers=2).start()
+    try:
+        url = f"{server.url}/api/v1/devices/7C2F80E0D605/provisioning-step"
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: requests.get(url, headers=headers, timeout=30), range(6)))
+    finally:
+        server.stop()
+    assert [a.status_code for a in answers] == [200] * 6
+    with services.db.read() as session:
+        assert len(session.scalars(select(DeviceCredentialRow)).all()) == 1
+        assert len(session.scalars(select(CertificateRow)).all()) == 1
+        assert len(session.scalars(select(WrappedKeyRow)).all()) == 1
