@@ -317,3 +317,19 @@ def test_no_private_key_in_logs(
     assert "".join(lines)[:40] not in text.replace("\n", "")
     for url in (body["key_url"], body["certificate_url"]):
         assert url.rsplit("/", 1)[1] not in text  # nor the tokens
+
+
+def test_revoked_certificate_is_not_delivered(
+    client: FlaskClient, admin: dict[str, str], services: Any
+) -> None:
+    body = create(client, admin)
+    with services.db.write() as session:
+        session.execute(update(CertificateRow).values(status="revoked", revoked_at=utcnow()))
+    assert client.get(path_of(body["key_url"])).status_code == 410
+    assert count(services, WrappedKeyRow) == 1  # refused before the key was taken
+    # the next provisioning step makes a new key (the revoked certificate is not "replaced")
+    step = ET.fromstring(client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).data)
+    assert client.get(path_of(step.get("key", ""))).status_code == 200
+    with services.db.read() as session:
+        rows = session.scalars(select(CertificateRow).order_by(CertificateRow.id)).all()
+        assert [r.status for r in rows] == ["revoked", "valid"] and rows[1].replaces is None

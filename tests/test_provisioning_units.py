@@ -89,3 +89,22 @@ def test_wrapping_key_is_stable_sealed_and_bound(tmp_path: Path) -> None:
     with pytest.raises(CAError) as wrong:
         file_wrapping_key(load_settings(environ={}, home=tmp_path, key_passphrase="wrong"))
     assert "cannot be decrypted" in wrong.value.detail
+
+
+def test_profile_key_format_is_checked(tmp_path: Path) -> None:
+    config = tmp_path / "ca.toml"
+    config.write_text('[profiles.device]\nkey_format = "pem"\n')
+    with pytest.raises(CAError) as refused:
+        load_settings(environ={"CA_SERVICE_CONFIG": str(config)})
+    assert "key_format must be one of pkcs8, traditional" in refused.value.detail
+    config.write_text('[profiles.device]\nkey_format = "traditional"\ncert_chain = true\n')
+    profile = load_settings(environ={"CA_SERVICE_CONFIG": str(config)}).profile("device")
+    assert (profile.key_format, profile.cert_chain) == ("traditional", True)
+
+
+def test_wrapping_key_file_is_created_once(tmp_path: Path) -> None:
+    from ca_service.keystore.wrapping import _create_once
+
+    _create_once(tmp_path / "k", b"first")
+    _create_once(tmp_path / "k", b"second")
+    assert (tmp_path / "k").read_bytes() == b"first" and sorted(p.name for p in tmp_path.iterdir()) == ["k"]

@@ -48,11 +48,10 @@ from ca_service.store.models import DeviceCredentialRow, utcnow
 log = logging.getLogger("ca_service.enrollment")
 
 TOKEN_BYTES = 32  # 256 bits
-KEY_FORMATS = {
+PEM_FORMATS = {
     "pkcs8": serialization.PrivateFormat.PKCS8,
     "traditional": serialization.PrivateFormat.TraditionalOpenSSL,
 }
-PEM_CERT = "application/x-pem-file"
 
 
 @dataclass(frozen=True)
@@ -310,10 +309,14 @@ class Credentials:
                         Kind.FORBIDDEN,
                         "This download is bound to its device; the User-Agent must name its MAC.",
                     )
-                profile = self._profile(session, cred.serial)
+                cert_row = certs.by_serial(session, cred.serial)
+                if cert_row is None or cert_row.status != CertificateStatus.VALID.value:
+                    raise CAError(Kind.GONE, "This certificate was revoked; fetch a new provisioning step.")
+                profile = self._profile(cert_row.profile)
                 if kind == "cert":
                     store.count_fetch(session, tok.id)
-                    body = self._certificate_pem(session, cred.serial, profile)
+                    cert = self.enrollment.view(cert_row)
+                    body = (cert.certificate_pem + (cert.chain_pem if profile.cert_chain else "")).encode()
                 else:
                     wrapped = store.claim_key(session, tok.id, cred.id, now)
                     if wrapped is None:
@@ -329,27 +332,20 @@ class Credentials:
                 self.purge()
             raise
         log.info("download served", extra={"kind": kind, "mac": seen["mac"], "serial": seen["serial"]})
-        return Download(body=body, filename=f"{seen['mac']}_{'cert' if kind == 'cert' else 'key'}.pem")
+        return Download(body=body, filename=f"{seen['mac']}_{kind}.pem")
 
-    def _profile(self, session: Session, serial: str) -> Profile:
-        row = certs.by_serial(session, serial)
-        name = row.profile if row else self.settings.default_profile
+    def _profile(self, name: str) -> Profile:
+        """The certificate's profile; the default profile's formats if it was since removed."""
         known = {p.name: p for p in self.settings.profiles}
         return known.get(name) or replace(self.settings.profile(None), name=name)
-
-    def _certificate_pem(self, session: Session, serial: str, profile: Profile) -> bytes:
-        row = certs.by_serial(session, serial)
-        if row is None:
-            raise CAError(Kind.GONE, "This certificate is no longer available.")
-        cert = self.enrollment.view(row)
-        return (cert.certificate_pem + (cert.chain_pem if profile.cert_chain else "")).encode()
 
     def _key_pem(self, blob: bytes, cred: DeviceCredentialRow, profile: Profile) -> bytes:
         der = self.wrapping_key().unwrap(blob, _context(cred.mac, cred.serial))
         key = serialization.load_der_private_key(der, None)
         assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
-        fmt = KEY_FORMATS.get(profile.key_format, serialization.PrivateFormat.PKCS8)
-        return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+        return key.private_bytes(
+            serialization.Encoding.PEM, PEM_FORMATS[profile.key_format], serialization.NoEncryption()
+        )
 
     # -- housekeeping -----------------------------------------------------------------------
     def purge(self) -> int:

@@ -10,8 +10,10 @@ yield it. A PKCS#11 wrapping key (an AES key inside the HSM) is not implemented 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -51,6 +53,19 @@ def _kdf(passphrase: bytes, salt: bytes) -> bytes:
     return Scrypt(salt=salt, length=KEY_BYTES, n=2**15, r=8, p=1).derive(passphrase)
 
 
+def _create_once(path: Path, data: bytes) -> None:
+    """Write ``path`` (0600) unless it exists: a hard link never replaces a file, so of two
+    workers making the key at once, one wins and both then read the winner's key."""
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.new")
+    write_private(tmp, data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
 def file_wrapping_key(settings: Settings) -> WrappingKey:
     """Load the file store's wrapping key, creating it on first use."""
     path = settings.keys_dir / "wrapping.key"
@@ -62,7 +77,7 @@ def file_wrapping_key(settings: Settings) -> WrappingKey:
             secrets.token_bytes(NONCE_BYTES),
         )
         sealed = AESGCM(_kdf(passphrase, salt)).encrypt(nonce, key, MAGIC)
-        write_private(path, MAGIC + salt + nonce + sealed)
+        _create_once(path, MAGIC + salt + nonce + sealed)
     data = path.read_bytes()
     if not data.startswith(MAGIC):
         raise CAError(Kind.UNAVAILABLE, "The wrapping key file is not in a known format.")
