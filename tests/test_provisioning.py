@@ -333,3 +333,11 @@ def test_revoked_certificate_is_not_delivered(
     with services.db.read() as session:
         rows = session.scalars(select(CertificateRow).order_by(CertificateRow.id)).all()
         assert [r.status for r in rows] == ["revoked", "valid"] and rows[1].replaces is None
+
+
+def test_fresh_urls_keep_the_binding(client: FlaskClient, admin: dict[str, str], services: Any) -> None:
+    create(client, admin, bind_user_agent=True)  # the setting is off; this request binds
+    step = ET.fromstring(client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).data)
+    key_path = path_of(step.get("key", ""))
+    assert client.get(key_path, headers={"User-Agent": "curl/8"}).status_code == 403
+    assert client.get(key_path, headers={"User-Agent": UA}).status_code == 200

@@ -10,7 +10,6 @@ name the same MAC. Every download and every refusal is audited.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
@@ -34,6 +33,7 @@ from ca_service.domain import (
     Role,
 )
 from ca_service.enrollment.service import Enrollment, record_refusal
+from ca_service.enrollment.tokens import token_hash
 from ca_service.errors import CAError, Kind
 from ca_service.policy import check_scope, device_mac
 from ca_service.policy.csr import key_type_of
@@ -71,10 +71,6 @@ class Download:
     filename: str
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-
-
 def _context(mac: str, serial: str) -> bytes:
     """Associated data of a wrapped key: it opens only for its own device and certificate."""
     return f"ca-service device key|{mac}|{serial}".encode()
@@ -83,19 +79,17 @@ def _context(mac: str, serial: str) -> bytes:
 class Credentials:
     """Makes keys for devices, hands out their one-time URLs and serves the downloads."""
 
-    def __init__(
-        self, enrollment: Enrollment, settings: Settings, wrapping: Callable[[], WrappingKey] | None = None
-    ) -> None:
+    def __init__(self, enrollment: Enrollment, settings: Settings) -> None:
         self.enrollment = enrollment
         self.db = enrollment.db
         self.settings = settings
-        self._load_wrapping = wrapping or (lambda: file_wrapping_key(settings))
         self._wrapping: WrappingKey | None = None
 
     def wrapping_key(self) -> WrappingKey:
-        """The wrapping key, loaded once per process (its scrypt unsealing is deliberately slow)."""
+        """The wrapping key, loaded once per process (its scrypt unsealing is deliberately slow).
+        Only the file key store has one so far."""
         if self._wrapping is None:
-            self._wrapping = self._load_wrapping()
+            self._wrapping = file_wrapping_key(self.settings)
         return self._wrapping
 
     # -- making credentials -----------------------------------------------------------------
@@ -105,9 +99,9 @@ class Credentials:
         mac = device_mac(mac_text, self.settings.oui_allowlist)
         try:
             check_scope(principal, mac)
-        except CAError as exc:
+        except CAError:
             record_refusal(self.db, principal.label, action, mac.value, None, "out of scope")
-            raise exc
+            raise
         return mac
 
     def create(
@@ -158,6 +152,7 @@ class Credentials:
                 mac=mac.value,
                 serial=serial,
                 key_type=checked_type,
+                bind_mac=bind,
                 download_expires_at=expires,
                 created_by=principal.label,
             )
@@ -168,7 +163,7 @@ class Credentials:
                 blob=wrapping.wrap(der, _context(mac.value, serial)),
                 expires_at=expires,
             )
-            self._add_tokens(session, credential_id, tokens, bind, expires)
+            self._add_tokens(session, credential_id, tokens, expires)
             store.purge(session, now)
             audit.record(
                 session,
@@ -185,7 +180,7 @@ class Credentials:
         return self._delivery(cert, tokens, expires, bind)
 
     def _add_tokens(
-        self, session: Session, credential_id: int, tokens: dict[str, str], bind: bool, expires: datetime
+        self, session: Session, credential_id: int, tokens: dict[str, str], expires: datetime
     ) -> None:
         for kind, value in tokens.items():
             store.add_token(
@@ -193,7 +188,6 @@ class Credentials:
                 token_hash=token_hash(value),
                 credential_id=credential_id,
                 kind=kind,
-                bind_mac=bind,
                 expires_at=expires,
             )
 
@@ -260,12 +254,12 @@ class Credentials:
 
     def _fresh_urls(self, credential: DeviceCredentialRow, principal: Principal, mac: MacAddress) -> Delivery:
         tokens = {"cert": secrets.token_urlsafe(TOKEN_BYTES), "key": secrets.token_urlsafe(TOKEN_BYTES)}
-        bind = self.settings.download_bind_user_agent
+        bind = credential.bind_mac
         now = utcnow()
         with self.db.write() as session:
             device_store.locked(session, mac.value)
             store.expire_unused_tokens(session, credential.id, now)
-            self._add_tokens(session, credential.id, tokens, bind, credential.download_expires_at)
+            self._add_tokens(session, credential.id, tokens, credential.download_expires_at)
             audit.record(
                 session,
                 actor=principal.label,
@@ -304,7 +298,7 @@ class Credentials:
                     raise CAError(
                         Kind.GONE, "This key was already downloaded; a key URL works once. Fetch a new step."
                     )
-                if tok.bind_mac and getattr(mac_in_user_agent(user_agent), "value", None) != cred.mac:
+                if cred.bind_mac and getattr(mac_in_user_agent(user_agent), "value", None) != cred.mac:
                     raise CAError(
                         Kind.FORBIDDEN,
                         "This download is bound to its device; the User-Agent must name its MAC.",

@@ -13,12 +13,20 @@ TOKEN_RETENTION = timedelta(days=30)  # expired token hashes kept this long, to 
 
 
 def add_credential(
-    session: Session, *, mac: str, serial: str, key_type: str, download_expires_at: datetime, created_by: str
+    session: Session,
+    *,
+    mac: str,
+    serial: str,
+    key_type: str,
+    bind_mac: bool,
+    download_expires_at: datetime,
+    created_by: str,
 ) -> int:
     row = DeviceCredentialRow(
         mac=mac,
         serial=serial,
         key_type=key_type,
+        bind_mac=bind_mac,
         download_expires_at=download_expires_at,
         created_by=created_by,
         created_at=utcnow(),
@@ -37,14 +45,13 @@ def add_wrapped_key(
 
 
 def add_token(
-    session: Session, *, token_hash: str, credential_id: int, kind: str, bind_mac: bool, expires_at: datetime
+    session: Session, *, token_hash: str, credential_id: int, kind: str, expires_at: datetime
 ) -> None:
     session.execute(
         insert(DownloadTokenRow).values(
             token_hash=token_hash,
             credential_id=credential_id,
             kind=kind,
-            bind_mac=bind_mac,
             expires_at=expires_at,
             fetches=0,
             created_at=utcnow(),

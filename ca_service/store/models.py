@@ -159,6 +159,7 @@ class DeviceCredentialRow(Base):
     mac: Mapped[str] = mapped_column(String(12), index=True)
     serial: Mapped[str] = mapped_column(String(42), unique=True)
     key_type: Mapped[str] = mapped_column(String(16))
+    bind_mac: Mapped[bool] = mapped_column(Boolean, default=False)  # downloads need the MAC in User-Agent
     download_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     key_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(160))
@@ -190,7 +191,6 @@ class DownloadTokenRow(Base):
         ForeignKey("device_credentials.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(8))  # cert | key
-    bind_mac: Mapped[bool] = mapped_column(Boolean, default=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fetches: Mapped[int] = mapped_column(Integer, default=0)
