@@ -166,6 +166,12 @@ def test_import_scope(client: FlaskClient, token: Any, services: Any) -> None:
     assert report["created"] == 1 and [r["line"] for r in report["rejected"]] == [3]
     assert "outside the scopes" in report["rejected"][0]["reason"]
     assert device_count(services) == 1
+    with services.db.read() as session:
+        refused = session.scalars(select(AuditRow).where(AuditRow.outcome == "refused")).one()
+        assert (refused.action, refused.detail["reason"]) == (
+            "device.import",
+            "1 rows rejected, first at line 3",
+        )
 
 
 @pytest.fixture
@@ -189,6 +195,6 @@ def test_cli_import(services: Any, env_for: dict[str, str], tmp_path: Path) -> N
     assert len(report.read_text().splitlines()) == 7
     with services.db.read() as session:
         batches = session.scalars(select(AuditRow).where(AuditRow.action == "device.import")).all()
-        assert sum(b.detail["created"] for b in batches) == good and len(batches) == 7 + 4
+        assert sum(b.detail.get("created", 0) for b in batches) == good and len(batches) == 7 + 4 + 2
     purge = runner.invoke(main, ["devices", "purge-keys"], env=env_for)
     assert purge.exit_code == 0 and "0 expired device key(s) deleted" in purge.output

@@ -169,6 +169,15 @@ class Devices:
                 if progress:
                     progress(line)
         self._commit(principal, batch, report)
+        if report.rejected:
+            record_refusal(
+                self.db,
+                principal.label,
+                "device.import",
+                None,
+                None,
+                f"{len(report.rejected)} rows rejected, first at line {report.rejected[0].line}",
+            )
         if progress:
             progress(reader.line_num)
         return report
