@@ -29,6 +29,7 @@ def test_key_url_once_under_concurrency(services: Any, env_for: dict[str, str]) 
         statuses = sorted(a.status_code for a in answers)
         assert statuses == [200] + [410] * 7, statuses
         assert sum(b"PRIVATE KEY" in a.content for a in answers) == 1
+        key_pem = next(a.text for a in answers if a.status_code == 200)
         assert requests.get(server.url + cert_path, timeout=10).status_code == 200
     finally:
         server.stop()
@@ -36,6 +37,8 @@ def test_key_url_once_under_concurrency(services: Any, env_for: dict[str, str]) 
     assert "/provisioning/key/" in log  # the access log was on
     for url in (delivery.key_url, delivery.certificate_url):
         assert url.rsplit("/", 1)[1] not in log
+    body = [line for line in key_pem.splitlines() if line and not line.startswith("-----")]
+    assert body and not any(line in log for line in body)
 
 
 def test_concurrent_provisioning_steps_make_one_key(
