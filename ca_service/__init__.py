@@ -16,6 +16,8 @@ from ca_service.authority.registry import IssuerCache, IssuerSet
 from ca_service.config import Settings, load_settings
 from ca_service.enrollment import Enrollment
 from ca_service.enrollment.ca_setup import issuer_records
+from ca_service.enrollment.credentials import Credentials
+from ca_service.enrollment.devices import Devices
 from ca_service.errors import CAError
 from ca_service.store import Database
 
@@ -30,6 +32,8 @@ class Services:
     db: Database
     issuers: IssuerCache
     enrollment: Enrollment
+    credentials: Credentials
+    devices: Devices
 
     def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -53,7 +57,8 @@ class Services:
 def build_services(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
     issuers = IssuerCache(lambda: IssuerSet.load(issuer_records(db), settings))
-    return Services(settings, db, issuers, Enrollment(db, issuers, settings))
+    enrollment = Enrollment(db, issuers, settings)
+    return Services(settings, db, issuers, enrollment, Credentials(enrollment, settings), Devices(enrollment))
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -280,6 +280,64 @@ def renew(config_file: Path, dry_run: bool, lock_file: Path | None, wait: bool) 
         sys.exit(1)
 
 
+# -- devices --------------------------------------------------------------------------------
+@main.group()
+def devices() -> None:
+    """Devices: bulk registration, housekeeping of keys made for devices."""
+
+
+@devices.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--batch-size", default=500, show_default=True, help="Rows per transaction.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the rejected rows here as CSV (line,mac,reason); default: stderr.",
+)
+@click.pass_context
+def devices_import(ctx: click.Context, csv_file: Path, batch_size: int, report: Path | None) -> None:
+    """Register devices from a CSV (header: mac, model, firmware; other columns are labels).
+    Idempotent: re-running it changes nothing. Bad rows are reported, good rows kept."""
+    import csv
+
+    from ca_service.domain import Principal, Role
+
+    actor = Principal(name=f"cli:{os.environ.get('USER', 'root')}", role=Role.ADMIN)
+    with csv_file.open(newline="", encoding="utf-8-sig") as fh:
+        total = sum(1 for _ in fh)
+    with (
+        csv_file.open(newline="", encoding="utf-8-sig") as fh,
+        click.progressbar(length=total, label="importing", file=sys.stderr) as bar,
+    ):
+        result = _services(_settings(ctx)).devices.import_csv(
+            actor, fh, batch_size=batch_size, progress=lambda line: bar.update(line - bar.pos)
+        )
+    click.echo(
+        f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
+        f"{len(result.rejected)} rejected",
+        err=True,
+    )
+    if result.rejected:
+        out = report.open("w", newline="") if report else sys.stderr
+        writer = csv.writer(out)
+        writer.writerow(["line", "mac", "reason"])
+        writer.writerows([r.line, r.mac, r.reason] for r in result.rejected)
+        if report:
+            out.close()
+            click.echo(f"rejected rows written to {report}", err=True)
+        sys.exit(2)
+
+
+@devices.command("purge-keys")
+@click.pass_context
+def devices_purge_keys(ctx: click.Context) -> None:
+    """Delete wrapped device keys whose download expired (run it from cron; downloads and
+    provisioning requests also purge on the way)."""
+    count = _services(_settings(ctx)).credentials.purge()
+    click.echo(f"{count} expired device key(s) deleted", err=True)
+
+
 # -- serving --------------------------------------------------------------------------------
 def ensure_initialized(settings: Settings) -> Path | None:
     """On an empty home: migrate, create a development CA and an admin token file (0600).

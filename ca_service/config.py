@@ -50,8 +50,13 @@ class Settings:
     validity_days: int = 365
     san_permanent_identifier: bool = True
     profiles: tuple[Profile, ...] = DEFAULT_PROFILES
+    # Provisioning: keys made for devices and their one-time download URLs
+    download_ttl_seconds: int = 24 * 3600
+    download_bind_user_agent: bool = False  # the device's User-Agent must name its MAC
+    renewal_share: float = 2 / 3  # renew once this share of the validity has passed
     # Web
     max_body_bytes: int = 64 * 1024
+    max_import_bytes: int = 8 * 1024 * 1024  # POST /api/v1/device-imports only
     log_level: str = "INFO"
 
     @property
@@ -105,6 +110,8 @@ def _coerce(name: str, hint: Any, raw: Any) -> Any:
             raise ValueError(text)
         if hint is int:
             return int(raw)
+        if hint is float:
+            return float(raw)
         if hint is Path:
             return Path(str(raw))
         if hint is str:

@@ -110,6 +110,9 @@ class KeyType(Enum):
     RSA_4096 = "rsa-4096"
 
 
+KEY_FORMATS = ("pkcs8", "traditional")  # PEM of keys made for devices: BEGIN PRIVATE KEY / BEGIN EC|RSA ...
+
+
 @dataclass(frozen=True)
 class Profile:
     """Everything about a certificate that is not the device's choice (design decision 3)."""
@@ -124,6 +127,17 @@ class Profile:
     server_auth: bool = True
     san_permanent_identifier: bool = True
     description: str = ""
+    # Delivery of keys made by the service (provisioning): "pkcs8" (BEGIN PRIVATE KEY) or
+    # "traditional" (BEGIN EC PRIVATE KEY / BEGIN RSA PRIVATE KEY); leaf only or leaf + chain.
+    key_format: str = "pkcs8"
+    cert_chain: bool = False
+
+    def __post_init__(self) -> None:
+        if self.key_format not in KEY_FORMATS:
+            raise CAError(
+                Kind.MALFORMED,
+                f"Profile '{self.name}': key_format must be one of {', '.join(KEY_FORMATS)}.",
+            )
 
 
 class CertificateStatus(Enum):

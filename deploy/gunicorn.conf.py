@@ -9,6 +9,25 @@ connections and key store sessions (PKCS#11 sessions must not cross a fork).
 import json
 import multiprocessing
 import os
+import re
+
+from gunicorn.glogging import Logger
+
+_DOWNLOAD_TOKEN = re.compile(r"(/provisioning/(?:cert|key)/)[^/?\s]+")
+
+
+class RedactingLogger(Logger):
+    """Access log lines without the secret of one-time download URLs (/provisioning/key/<token>)."""
+
+    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("U", "r"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = _DOWNLOAD_TOKEN.sub(r"\1(redacted)", atoms[key])
+        return atoms
+
+
+logger_class = RedactingLogger
 
 bind = os.environ.get("CA_SERVICE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("CA_SERVICE_WORKERS") or 0) or max(2, multiprocessing.cpu_count() * 2)

@@ -1,26 +1,166 @@
-"""/api/v1/devices: a device and its certificates."""
+"""/api/v1/devices: devices, their keys made by the service, their provisioning step; bulk import."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from ca_service.api.auth import ANY_ROLE, SECURITY, principal, require, services
-from ca_service.api.schemas import DeviceSchema, ProblemSchema
+from ca_service.api.auth import ANY_ROLE, SECURITY, WRITERS, principal, require, services
+from ca_service.api.problems import accepts
+from ca_service.api.schemas import (
+    CredentialRequestSchema,
+    DeliverySchema,
+    DeviceChangeSchema,
+    DeviceRegisterSchema,
+    DeviceSchema,
+    DeviceSummarySchema,
+    ImportReportSchema,
+    ProblemSchema,
+    ProvisioningQuerySchema,
+)
+from ca_service.enrollment import provisioning_xml
+from ca_service.enrollment.devices import csv_lines
 
 blp = Blueprint("devices", __name__, url_prefix="/api/v1", description="Devices, known by their MAC")
+
+PROBLEM = "application/problem+json"
+XML = "application/xml"
+
+
+def _problems(*pairs: tuple[int, str]) -> Any:
+    def decorate(view: Any) -> Any:
+        for status, description in pairs:
+            view = blp.alt_response(
+                status, schema=ProblemSchema, description=description, content_type=PROBLEM
+            )(view)
+        return view
+
+    return decorate
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blp.route("/devices")
+class Devices(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(DeviceRegisterSchema)
+    @blp.response(201, DeviceSchema)
+    @_problems((409, "Already registered"), (422, "Not a device MAC"), (403, "MAC outside the token's scope"))
+    @require(*WRITERS)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Register a device: MAC (any spelling), model, firmware, free labels."""
+        device = services().devices.register(
+            principal(), body["mac"], model=body["model"], firmware=body["firmware"], labels=body["labels"]
+        )
+        return device, 201, {"Location": f"/api/v1/devices/{device.mac}"}
+
+    @blp.doc(security=SECURITY)
+    @blp.response(200, DeviceSummarySchema(many=True))
+    @blp.paginate()
+    @require(*ANY_ROLE)
+    def get(self, pagination_parameters: Any) -> Any:
+        """Devices in the token's scope, by MAC."""
+        items, total = services().devices.page(
+            principal(), pagination_parameters.first_item, pagination_parameters.page_size
+        )
+        pagination_parameters.item_count = total
+        return items
 
 
 @blp.route("/devices/<string:mac>")
 class Device(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(200, DeviceSchema)
-    @blp.alt_response(
-        404, schema=ProblemSchema, description="Unknown device", content_type="application/problem+json"
-    )
+    @_problems((404, "Unknown device"))
     @require(*ANY_ROLE)
     def get(self, mac: str) -> Any:
         """A device by MAC (any common spelling) with its certificates, current and past."""
         return services().enrollment.device(mac, principal())
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(DeviceChangeSchema)
+    @blp.response(200, DeviceSchema)
+    @_problems((404, "Unknown device"), (403, "MAC outside the token's scope"))
+    @require(*WRITERS)
+    def patch(self, body: dict[str, Any], mac: str) -> Any:
+        """Change model, firmware or labels (a null label value removes the label)."""
+        return services().devices.change(principal(), mac, body)
+
+
+@blp.route("/devices/<string:mac>/credentials")
+class Credentials(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(CredentialRequestSchema)
+    @blp.response(201, DeliverySchema)
+    @_problems((403, "MAC outside the token's scope"), (422, "Key type refused by policy"))
+    @require(*WRITERS)
+    def post(self, body: dict[str, Any], mac: str) -> Any:
+        """Make a key and a certificate for the device. The answer carries a certificate URL
+        (fetchable until it expires) and a key URL (works once); the key exists only wrapped and
+        only until it is downloaded or the URL expires."""
+        delivery = services().credentials.create(
+            mac,
+            principal(),
+            profile=body["profile"],
+            key_type=body["key_type"],
+            bind_user_agent=body["bind_user_agent"],
+        )
+        return delivery, 201, {"Cache-Control": "no-store"}
+
+
+def _delivery(mac: str, query: dict[str, Any]) -> Any:
+    return services().credentials.provision(
+        mac, principal(), profile=query["profile"], key_type=query["key_type"]
+    )
+
+
+@blp.route("/devices/<string:mac>/provisioning.xml")
+@blp.doc(security=SECURITY)
+@blp.arguments(ProvisioningQuerySchema, location="query")
+@blp.response(200, content_type=XML, description="Gigaset provisioning document")
+@_problems((403, "MAC outside the token's scope"))
+@require(*WRITERS)
+def provisioning_document(query: dict[str, Any], mac: str) -> Response:
+    """A complete Gigaset provisioning document. Its ``certificate`` step points at fresh
+    one-time URLs when the device needs a key: none made yet, the last one not yet downloaded,
+    or the certificate in its renewal window (then a new key and certificate supersede it).
+    Otherwise the document has no step."""
+    return _no_store(Response(provisioning_xml.document(_delivery(mac, query)), mimetype=XML))
+
+
+@blp.route("/devices/<string:mac>/provisioning-step")
+@blp.doc(security=SECURITY)
+@blp.arguments(ProvisioningQuerySchema, location="query")
+@blp.response(200, content_type=XML, description="Only the <step .../> element")
+@blp.alt_response(204, description="Nothing to deliver: the device's key is current")
+@_problems((403, "MAC outside the token's scope"))
+@require(*WRITERS)
+def provisioning_step(query: dict[str, Any], mac: str) -> Response:
+    """Only the ``<step type="certificate" .../>`` element, or 204 when nothing is due."""
+    delivery = _delivery(mac, query)
+    if delivery is None:
+        return _no_store(Response(status=204))
+    return _no_store(Response(provisioning_xml.step_xml(delivery), mimetype=XML))
+
+
+@blp.route("/device-imports", methods=["POST"])
+@accepts("text/csv")
+@blp.doc(
+    security=SECURITY,
+    requestBody={"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True},
+)
+@blp.response(200, ImportReportSchema)
+@_problems((400, "Not a CSV with a 'mac' column"), (413, "Larger than max_import_bytes"))
+@require(*WRITERS)
+def device_import() -> Any:
+    """Register devices from a CSV (``text/csv``, header row: ``mac`` required, ``model``,
+    ``firmware``, any other column is a label). Idempotent; bad rows are reported, good rows kept.
+    This endpoint alone accepts bodies up to ``max_import_bytes`` (default 8 MiB)."""
+    request.max_content_length = services().settings.max_import_bytes
+    return services().devices.import_csv(principal(), csv_lines(request.get_data()))

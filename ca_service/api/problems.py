@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
@@ -22,6 +23,7 @@ log = logging.getLogger("ca_service.api")
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:ca-service:problem:"
+F = TypeVar("F", bound=Callable[..., Any])
 
 STATUS = {
     Kind.MALFORMED: 400,
@@ -62,6 +64,16 @@ def request_id() -> str:
     return rid
 
 
+def accepts(*mimetypes: str) -> Callable[[F], F]:
+    """Let a view take request bodies of ``mimetypes`` instead of JSON (place it under the route)."""
+
+    def mark(view: F) -> F:
+        view.body_types = mimetypes  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
 def problem(status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any) -> Response:
     body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
     body["instance"] = request.path
@@ -100,19 +112,21 @@ def install(app: Flask) -> None:
         return from_caerror(exc)
 
     @app.before_request
-    def _json_only() -> Response | None:
-        """REST bodies are JSON; endpoints that take another type list it in BODY_TYPES."""
+    def _body_type() -> Response | None:
+        """REST bodies are JSON, unless a view declares its own types with :func:`accepts`."""
+        view = app.view_functions.get(request.endpoint or "")
+        allowed: tuple[str, ...] = getattr(view, "body_types", ("application/json",))
         if (
             request.path.startswith("/api/")
             and request.method in ("POST", "PUT", "PATCH")
             and (request.content_length or request.headers.get("Transfer-Encoding"))
-            and not request.is_json
-            and request.mimetype not in app.config.get("BODY_TYPES", ())
+            and request.mimetype not in allowed
+            and not ("application/json" in allowed and request.is_json)
         ):
             return problem(
                 415,
                 "Unsupported Media Type",
-                f"Send the request body as application/json (got '{request.mimetype or 'none'}').",
+                f"Send the request body as {' or '.join(allowed)} (got '{request.mimetype or 'none'}').",
             )
         return None
 
@@ -124,10 +138,9 @@ def install(app: Flask) -> None:
         if status == 400 and request.is_json:
             detail = "The request body is not valid JSON."
         if status == 413:
-            detail = (
-                f"The request body is larger than the limit of {app.config.get('MAX_CONTENT_LENGTH')} bytes."
-            )
-            extra["limit_bytes"] = app.config.get("MAX_CONTENT_LENGTH")
+            limit = request.max_content_length  # per request: device imports have their own cap
+            detail = f"The request body is larger than the limit of {limit} bytes."
+            extra["limit_bytes"] = limit
         if status == 422:
             messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
             detail = "The request does not match the schema; see 'errors' for each field."

@@ -55,12 +55,15 @@ class CertificateQuerySchema(Schema):
     expires_before = fields.AwareDateTime(load_default=None, default_timezone=None)
 
 
-class DeviceSchema(Schema):
+class DeviceSummarySchema(Schema):
     mac = fields.String()
     model = fields.String(allow_none=True)
     firmware = fields.String(allow_none=True)
     labels = fields.Dict()
     created_at = fields.DateTime()
+
+
+class DeviceSchema(DeviceSummarySchema):
     certificates = fields.List(fields.Nested(CertificateSchema))
 
 
@@ -71,3 +74,74 @@ class ProfileSchema(Schema):
     client_auth = fields.Boolean()
     server_auth = fields.Boolean()
     san_permanent_identifier = fields.Boolean()
+    key_format = fields.String(metadata={"description": "pkcs8 or traditional (keys made for devices)."})
+    cert_chain = fields.Boolean(metadata={"description": "Certificate downloads carry the chain."})
+
+
+class DeviceRegisterSchema(Schema):
+    mac = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "The device MAC in any common spelling.", "example": "7c:2f:80:c6:e5:c2"},
+    )
+    model = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    firmware = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    labels = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=fields.String(validate=validate.Length(max=256)),
+        load_default=dict,
+        metadata={"description": "Free labels (name -> text), at most 32."},
+    )
+
+
+class DeviceChangeSchema(Schema):
+    model = fields.String(allow_none=True, validate=validate.Length(max=64))
+    firmware = fields.String(allow_none=True, validate=validate.Length(max=64))
+    labels = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=fields.String(allow_none=True, validate=validate.Length(max=256)),
+        metadata={"description": "Labels to set; a null value removes that label."},
+    )
+
+
+class CredentialRequestSchema(Schema):
+    profile = fields.String(load_default=None, validate=validate.Length(max=64))
+    key_type = fields.String(
+        load_default="ec-p256",
+        validate=validate.OneOf(["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"]),
+        metadata={"description": "Key made for the device; ECDSA P-256 by default."},
+    )
+    bind_user_agent = fields.Boolean(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Downloads must come from a User-Agent naming this MAC (default: setting)."},
+    )
+
+
+class ProvisioningQuerySchema(Schema):
+    profile = fields.String(load_default=None, validate=validate.Length(max=64))
+    key_type = fields.String(
+        load_default=None, validate=validate.OneOf(["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"])
+    )
+
+
+class DeliverySchema(Schema):
+    certificate_url = fields.String(metadata={"description": "Fetchable again until expires_at."})
+    key_url = fields.String(metadata={"description": "Works exactly once, until expires_at."})
+    expires_at = fields.DateTime()
+    bound_to_user_agent = fields.Boolean()
+    certificate = fields.Nested(CertificateSchema)
+
+
+class RejectedRowSchema(Schema):
+    line = fields.Integer()
+    mac = fields.String()
+    reason = fields.String()
+
+
+class ImportReportSchema(Schema):
+    rows = fields.Integer()
+    created = fields.Integer()
+    updated = fields.Integer()
+    unchanged = fields.Integer()
+    rejected = fields.List(fields.Nested(RejectedRowSchema))

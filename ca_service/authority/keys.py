@@ -1,6 +1,14 @@
 """Key store access for the parts that may not import keystore/ directly (design: only
 authority/ talks to keystore/)."""
 
-from ca_service.keystore import SigningKey, create_key, load_key
+from ca_service.keystore import SigningKey, create_key, generate_software_key, load_key
+from ca_service.keystore.wrapping import WrappingKey, file_wrapping_key
 
-__all__ = ["SigningKey", "create_key", "load_key"]
+__all__ = [
+    "SigningKey",
+    "WrappingKey",
+    "create_key",
+    "file_wrapping_key",
+    "generate_software_key",
+    "load_key",
+]

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ca_service.authority import random_serial, serial_text
 from ca_service.authority.issuer import pem
 from ca_service.authority.registry import IssuerCache
 from ca_service.config import Settings
-from ca_service.domain import CertificateStatus, IssuedCertificate, MacAddress, Principal, Role
+from ca_service.domain import CertificateStatus, IssuedCertificate, MacAddress, Principal, Profile, Role
 from ca_service.errors import CAError, Kind
 from ca_service.metrics import CERTIFICATES_ISSUED, ISSUANCE_REFUSED
 from ca_service.policy import CsrRules, check_csr, check_scope, device_mac, in_scope
@@ -33,6 +36,25 @@ from ca_service.store.models import CertificateRow, DeviceRow, utcnow
 log = logging.getLogger("ca_service.enrollment")
 
 SERIAL_ATTEMPTS = 3
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+
+def record_refusal(
+    db: Database, actor: str, action: str, mac: str | None, serial: str | None, reason: str
+) -> None:
+    """Audit a refused security-relevant request in its own transaction (the request's own
+    transaction, if any, is rolled back)."""
+    with db.write() as session:
+        audit.record(
+            session,
+            actor=actor,
+            action=action,
+            outcome="refused",
+            mac=mac,
+            serial=serial,
+            detail={"reason": reason},
+        )
+    log.info("refused", extra={"actor": actor, "action": action, "mac": mac, "reason": reason})
 
 
 @dataclass(frozen=True)
@@ -75,61 +97,89 @@ class Enrollment:
                 extra={"actor": principal.label, "kind": exc.kind.value, "detail": exc.detail},
             )
             raise
+        return self.sign_and_commit(facts.public_key, facts.key_type, facts.mac, chosen, principal)
+
+    def sign_and_commit(
+        self,
+        public_key: PublicKey,
+        key_type: str,
+        mac: MacAddress,
+        profile: Profile,
+        principal: Principal,
+        *,
+        replaces: str | None = None,
+        also: Callable[[Session, str], None] | None = None,
+    ) -> IssuedCertificate:
+        """The issuance cycle for a public key that policy has accepted: sign with a fresh serial,
+        commit the row, its audit entry and whatever ``also(session, serial)`` adds in the same
+        transaction, then return. ``replaces`` names the certificate this one supersedes (its
+        ``replaced_by`` is set in the same transaction)."""
         for _ in range(SERIAL_ATTEMPTS):
             issuer_id, issuer = self.issuers.get().signing()
             serial = random_serial()
-            cert = issuer.sign_device_certificate(facts.public_key, facts.mac, chosen, serial)
+            cert = issuer.sign_device_certificate(public_key, mac, profile, serial)
             der = cert.public_bytes(serialization.Encoding.DER)
             row = dict(
                 serial=serial_text(serial),
                 issuer_id=issuer_id,
-                mac=facts.mac.value,
-                profile=chosen.name,
-                key_type=facts.key_type,
+                mac=mac.value,
+                profile=profile.name,
+                key_type=key_type,
                 not_before=cert.not_valid_before_utc,
                 not_after=cert.not_valid_after_utc,
                 status=CertificateStatus.VALID.value,
                 fingerprint_sha256=hashlib.sha256(der).hexdigest(),
                 der=der,
+                replaces=replaces,
                 created_by=principal.label,
                 created_at=utcnow(),
             )
             try:
                 with self.db.write() as session:
-                    certs.ensure_device(session, facts.mac.value)
+                    certs.ensure_device(session, mac.value)
                     certs.insert_certificate(session, **row)
+                    if replaces:
+                        certs.mark_replaced(session, replaces, row["serial"])  # type: ignore[arg-type]
+                    if also:
+                        also(session, row["serial"])  # type: ignore[arg-type]
                     audit.record(
                         session,
                         actor=principal.label,
                         action="certificate.issue",
-                        mac=facts.mac.value,
+                        mac=mac.value,
                         serial=row["serial"],  # type: ignore[arg-type]
-                        detail={"profile": chosen.name, "issuer": issuer.name, "key_type": facts.key_type},
+                        detail={
+                            "profile": profile.name,
+                            "issuer": issuer.name,
+                            "key_type": key_type,
+                            **({"replaces": replaces} if replaces else {}),
+                        },
                     )
             except IntegrityError:
                 log.warning("serial collision, signing again", extra={"serial": row["serial"]})
                 continue
-            CERTIFICATES_ISSUED.labels(chosen.name, issuer.name).inc()
+            CERTIFICATES_ISSUED.labels(profile.name, issuer.name).inc()
             log.info(
                 "certificate issued",
                 extra={
                     "actor": principal.label,
-                    "mac": facts.mac.value,
+                    "mac": mac.value,
                     "serial": row["serial"],
                     "issuer": issuer.name,
                 },
             )
             return IssuedCertificate(
                 serial=row["serial"],  # type: ignore[arg-type]
-                mac=facts.mac.value,
-                profile=chosen.name,
+                mac=mac.value,
+                profile=profile.name,
                 issuer=issuer.name,
                 not_before=cert.not_valid_before_utc,
                 not_after=cert.not_valid_after_utc,
                 certificate_pem=pem(cert),
                 chain_pem=issuer.chain_pem,
                 fingerprint_sha256=row["fingerprint_sha256"],  # type: ignore[arg-type]
-                key_type=facts.key_type,
+                key_type=key_type,
+                replaces=replaces,
                 created_by=principal.label,
                 created_at=row["created_at"],  # type: ignore[arg-type]
             )

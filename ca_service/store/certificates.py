@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -86,3 +86,10 @@ def search(
         .limit(limit)
     )
     return list(rows), total
+
+
+def mark_replaced(session: Session, serial: str, replaced_by: str) -> None:
+    """Record that ``serial`` is superseded by ``replaced_by`` (renewal lineage)."""
+    session.execute(
+        update(CertificateRow).where(CertificateRow.serial == serial).values(replaced_by=replaced_by)
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -145,3 +146,52 @@ class AuditRow(Base):
     mac: Mapped[str | None] = mapped_column(String(12), index=True)
     serial: Mapped[str | None] = mapped_column(String(42))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# -- Provisioning (issue 7): keys made for devices, their wrapped private keys, one-time URLs ----
+class DeviceCredentialRow(Base):
+    """A key made by the service for a device, with the certificate issued for it. Outlives the
+    private key: it records when the key was delivered, which drives renewal."""
+
+    __tablename__ = "device_credentials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mac: Mapped[str] = mapped_column(String(12), index=True)
+    serial: Mapped[str] = mapped_column(String(42), unique=True)
+    key_type: Mapped[str] = mapped_column(String(16))
+    bind_mac: Mapped[bool] = mapped_column(Boolean, default=False)  # downloads need the MAC in User-Agent
+    download_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    key_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WrappedKeyRow(Base):
+    """A device private key, AES-256-GCM encrypted under the key store's wrapping key. The row is
+    deleted after the one successful key download or when the download expires."""
+
+    __tablename__ = "wrapped_keys"
+
+    credential_id: Mapped[int] = mapped_column(
+        ForeignKey("device_credentials.id", ondelete="CASCADE"), primary_key=True
+    )
+    kek: Mapped[str] = mapped_column(String(64))  # which wrapping key: "file:<fingerprint>"
+    blob: Mapped[bytes] = mapped_column(LargeBinary)  # 12-byte nonce || ciphertext + tag
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class DownloadTokenRow(Base):
+    """A one-time download URL: only the SHA-256 of its token is stored."""
+
+    __tablename__ = "download_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    credential_id: Mapped[int] = mapped_column(
+        ForeignKey("device_credentials.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(8))  # cert | key
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fetches: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,351 @@
+"""Keys made for devices and their one-time download URLs (the Gigaset ``certificate`` step).
+
+A device that cannot send a CSR gets a key made here. The private key is kept only wrapped
+(AES-256-GCM under the key store's wrapping key, bound to MAC and serial) and only until its one
+download or until the download expires; then its row is deleted. Each delivery has two URLs with
+256-bit tokens stored as SHA-256 hashes: the certificate URL may be fetched again until it
+expires, the key URL exactly once. A download may be bound to the device: its User-Agent must
+name the same MAC. Every download and every refusal is audited.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy.orm import Session
+
+from ca_service.authority.keys import WrappingKey, file_wrapping_key, generate_software_key
+from ca_service.config import Settings
+from ca_service.domain import (
+    CertificateStatus,
+    IssuedCertificate,
+    KeyType,
+    MacAddress,
+    Principal,
+    Profile,
+    Role,
+)
+from ca_service.enrollment.service import Enrollment, record_refusal
+from ca_service.enrollment.tokens import token_hash
+from ca_service.errors import CAError, Kind
+from ca_service.policy import check_scope, device_mac
+from ca_service.policy.csr import key_type_of
+from ca_service.policy.user_agent import mac_in_user_agent
+from ca_service.renewal.windows import in_renewal_window
+from ca_service.store import audit
+from ca_service.store import certificates as certs
+from ca_service.store import credentials as store
+from ca_service.store import devices as device_store
+from ca_service.store.models import DeviceCredentialRow, utcnow
+
+log = logging.getLogger("ca_service.enrollment")
+
+TOKEN_BYTES = 32  # 256 bits
+PEM_FORMATS = {
+    "pkcs8": serialization.PrivateFormat.PKCS8,
+    "traditional": serialization.PrivateFormat.TraditionalOpenSSL,
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A certificate and the two URLs a device fetches it and its key from."""
+
+    certificate: IssuedCertificate
+    certificate_url: str
+    key_url: str
+    expires_at: datetime
+    bound_to_user_agent: bool
+
+
+@dataclass(frozen=True)
+class Download:
+    body: bytes
+    filename: str
+
+
+def _context(mac: str, serial: str) -> bytes:
+    """Associated data of a wrapped key: it opens only for its own device and certificate."""
+    return f"ca-service device key|{mac}|{serial}".encode()
+
+
+class Credentials:
+    """Makes keys for devices, hands out their one-time URLs and serves the downloads."""
+
+    def __init__(self, enrollment: Enrollment, settings: Settings) -> None:
+        self.enrollment = enrollment
+        self.db = enrollment.db
+        self.settings = settings
+        self._wrapping: WrappingKey | None = None
+
+    def wrapping_key(self) -> WrappingKey:
+        """The wrapping key, loaded once per process (its scrypt unsealing is deliberately slow).
+        Only the file key store has one so far."""
+        if self._wrapping is None:
+            self._wrapping = file_wrapping_key(self.settings)
+        return self._wrapping
+
+    # -- making credentials -----------------------------------------------------------------
+    def _authorize(self, mac_text: str, principal: Principal, action: str) -> MacAddress:
+        if principal.role is Role.AUDITOR:
+            raise CAError(Kind.FORBIDDEN, "Auditor tokens may only read; this needs admin or provisioner.")
+        mac = device_mac(mac_text, self.settings.oui_allowlist)
+        try:
+            check_scope(principal, mac)
+        except CAError:
+            record_refusal(self.db, principal.label, action, mac.value, None, "out of scope")
+            raise
+        return mac
+
+    def create(
+        self,
+        mac_text: str,
+        principal: Principal,
+        *,
+        profile: str | None = None,
+        key_type: str = KeyType.EC_P256.value,
+        bind_user_agent: bool | None = None,
+    ) -> Delivery:
+        """Make a key and a certificate for the device and return the one-time URLs."""
+        mac = self._authorize(mac_text, principal, "credentials.create")
+        return self._make(mac, principal, self.settings.profile(profile), key_type, bind_user_agent)
+
+    def _make(
+        self,
+        mac: MacAddress,
+        principal: Principal,
+        profile: Profile,
+        key_type: str,
+        bind_user_agent: bool | None,
+        *,
+        replaces: str | None = None,
+        guard: Callable[[Session], None] | None = None,
+    ) -> Delivery:
+        try:
+            wanted = KeyType(key_type)
+        except ValueError as exc:
+            allowed = ", ".join(k.value for k in KeyType)
+            raise CAError(Kind.BAD_KEY, f"Unknown key type '{key_type[:20]}'; use one of {allowed}.") from exc
+        key = generate_software_key(wanted)
+        checked_type = key_type_of(key.public_key(), self.enrollment.rules)
+        der = key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        wrapping = self.wrapping_key()
+        now = utcnow()
+        expires = now + timedelta(seconds=self.settings.download_ttl_seconds)
+        bind = self.settings.download_bind_user_agent if bind_user_agent is None else bind_user_agent
+        tokens = {"cert": secrets.token_urlsafe(TOKEN_BYTES), "key": secrets.token_urlsafe(TOKEN_BYTES)}
+
+        def store_key(session: Session, serial: str) -> None:
+            if guard:
+                guard(session)
+            credential_id = store.add_credential(
+                session,
+                mac=mac.value,
+                serial=serial,
+                key_type=checked_type,
+                bind_mac=bind,
+                download_expires_at=expires,
+                created_by=principal.label,
+            )
+            store.add_wrapped_key(
+                session,
+                credential_id=credential_id,
+                kek=wrapping.label,
+                blob=wrapping.wrap(der, _context(mac.value, serial)),
+                expires_at=expires,
+            )
+            self._add_tokens(session, credential_id, tokens, expires)
+            store.purge(session, now)
+            audit.record(
+                session,
+                actor=principal.label,
+                action="credentials.create",
+                mac=mac.value,
+                serial=serial,
+                detail={"key_type": checked_type, "expires_at": expires.isoformat(), "bound": bind},
+            )
+
+        cert = self.enrollment.sign_and_commit(
+            key.public_key(), checked_type, mac, profile, principal, replaces=replaces, also=store_key
+        )
+        return self._delivery(cert, tokens, expires, bind)
+
+    def _add_tokens(
+        self, session: Session, credential_id: int, tokens: dict[str, str], expires: datetime
+    ) -> None:
+        for kind, value in tokens.items():
+            store.add_token(
+                session,
+                token_hash=token_hash(value),
+                credential_id=credential_id,
+                kind=kind,
+                expires_at=expires,
+            )
+
+    def _delivery(
+        self, cert: IssuedCertificate, tokens: dict[str, str], expires: datetime, bind: bool
+    ) -> Delivery:
+        base = self.settings.public_url.rstrip("/")
+        return Delivery(
+            certificate=cert,
+            certificate_url=f"{base}/provisioning/cert/{tokens['cert']}",
+            key_url=f"{base}/provisioning/key/{tokens['key']}",
+            expires_at=expires,
+            bound_to_user_agent=bind,
+        )
+
+    # -- the provisioning step --------------------------------------------------------------
+    def provision(
+        self, mac_text: str, principal: Principal, *, profile: str | None = None, key_type: str | None = None
+    ) -> Delivery | None:
+        """What the device's next ``certificate`` step delivers, or None when nothing is due.
+
+        No credential yet, the last one revoked, or its undelivered key expired: a new key and
+        certificate. Its key still waiting: fresh URLs for it (older unused URLs expire). Its key
+        delivered and the certificate in its renewal window: a new key and certificate that
+        supersede it. Concurrent calls for one device make one key (the device row is locked
+        and the decision re-checked before commit)."""
+        mac = self._authorize(mac_text, principal, "provisioning.step")
+        for _ in range(3):
+            now = utcnow()
+            with self.db.read() as session:
+                latest = store.latest_for_device(session, mac.value)
+                cert_row = certs.by_serial(session, latest.serial) if latest else None
+                pending = store.wrapped_key_pending(session, latest.id, now) if latest else False
+            valid = cert_row is not None and cert_row.status == CertificateStatus.VALID.value
+            if latest and valid and pending:
+                return self._fresh_urls(latest, principal, mac)
+            if latest and cert_row and valid and latest.key_delivered_at is not None:
+                if not in_renewal_window(
+                    cert_row.not_before, cert_row.not_after, now, self.settings.renewal_share
+                ):
+                    return None
+            expected = latest.id if latest else None
+
+            def unchanged(session: Session, expected: int | None = expected) -> None:
+                device_store.locked(session, mac.value)
+                current = store.latest_for_device(session, mac.value)
+                if (current.id if current else None) != expected:
+                    raise CAError(Kind.CONFLICT, "Another request prepared this device's credential first.")
+
+            try:
+                return self._make(
+                    mac,
+                    principal,
+                    self.settings.profile(profile or (cert_row.profile if cert_row else None)),
+                    key_type or (latest.key_type if latest else KeyType.EC_P256.value),
+                    None,
+                    replaces=latest.serial if latest and valid else None,
+                    guard=unchanged,
+                )
+            except CAError as exc:
+                if exc.kind is not Kind.CONFLICT:
+                    raise
+        raise CAError(Kind.UNAVAILABLE, "The device's credential is being changed concurrently; try again.")
+
+    def _fresh_urls(self, credential: DeviceCredentialRow, principal: Principal, mac: MacAddress) -> Delivery:
+        tokens = {"cert": secrets.token_urlsafe(TOKEN_BYTES), "key": secrets.token_urlsafe(TOKEN_BYTES)}
+        bind = credential.bind_mac
+        now = utcnow()
+        with self.db.write() as session:
+            device_store.locked(session, mac.value)
+            store.expire_unused_tokens(session, credential.id, now)
+            self._add_tokens(session, credential.id, tokens, credential.download_expires_at)
+            audit.record(
+                session,
+                actor=principal.label,
+                action="credentials.urls",
+                mac=mac.value,
+                serial=credential.serial,
+                detail={"expires_at": credential.download_expires_at.isoformat(), "bound": bind},
+            )
+        cert = self.enrollment.certificate(credential.serial, principal)
+        return self._delivery(cert, tokens, credential.download_expires_at, bind)
+
+    # -- downloads (public: the token is the credential) ------------------------------------
+    def download(self, kind: str, token: str, user_agent: str | None) -> Download:
+        """Serve a certificate (``kind="cert"``) or key (``"key"``) download.
+
+        Unknown token: NOT_FOUND. Expired, or a key already downloaded: GONE. Bound to the device
+        and the User-Agent names another MAC (or none): FORBIDDEN. Each outcome is audited."""
+        digest = token_hash(token)
+        seen: dict[str, str | None] = {"mac": None, "serial": None}
+        action = f"download.{kind}"
+        try:
+            with self.db.write() as session:
+                now = utcnow()
+                found = store.token(session, digest)
+                if (
+                    found is None
+                    or found[0].kind != kind
+                    or not hmac.compare_digest(found[0].token_hash, digest)
+                ):
+                    raise CAError(Kind.NOT_FOUND, "There is no such download; check the URL.")
+                tok, cred = found
+                seen.update(mac=cred.mac, serial=cred.serial)
+                if tok.expires_at <= now:
+                    raise CAError(Kind.GONE, "This download URL has expired; fetch a new provisioning step.")
+                if kind == "key" and tok.used_at is not None:
+                    raise CAError(
+                        Kind.GONE, "This key was already downloaded; a key URL works once. Fetch a new step."
+                    )
+                if cred.bind_mac and getattr(mac_in_user_agent(user_agent), "value", None) != cred.mac:
+                    raise CAError(
+                        Kind.FORBIDDEN,
+                        "This download is bound to its device; the User-Agent must name its MAC.",
+                    )
+                cert_row = certs.by_serial(session, cred.serial)
+                if cert_row is None or cert_row.status != CertificateStatus.VALID.value:
+                    raise CAError(Kind.GONE, "This certificate was revoked; fetch a new provisioning step.")
+                profile = self._profile(cert_row.profile)
+                if kind == "cert":
+                    store.count_fetch(session, tok.id)
+                    cert = self.enrollment.view(cert_row)
+                    body = (cert.certificate_pem + (cert.chain_pem if profile.cert_chain else "")).encode()
+                else:
+                    wrapped = store.claim_key(session, tok.id, cred.id, now)
+                    if wrapped is None:
+                        raise CAError(
+                            Kind.GONE, "This key is no longer available; fetch a new provisioning step."
+                        )
+                    body = self._key_pem(wrapped.blob, cred, profile)
+                store.purge(session, now)
+                audit.record(session, actor="device", action=action, mac=cred.mac, serial=cred.serial)
+        except CAError as exc:
+            if exc.kind in (Kind.NOT_FOUND, Kind.GONE, Kind.FORBIDDEN):
+                record_refusal(self.db, "device", action, seen["mac"], seen["serial"], exc.detail)
+                self.purge()
+            raise
+        log.info("download served", extra={"kind": kind, "mac": seen["mac"], "serial": seen["serial"]})
+        return Download(body=body, filename=f"{seen['mac']}_{kind}.pem")
+
+    def _profile(self, name: str) -> Profile:
+        """The certificate's profile; the default profile's formats if it was since removed."""
+        known = {p.name: p for p in self.settings.profiles}
+        return known.get(name) or replace(self.settings.profile(None), name=name)
+
+    def _key_pem(self, blob: bytes, cred: DeviceCredentialRow, profile: Profile) -> bytes:
+        der = self.wrapping_key().unwrap(blob, _context(cred.mac, cred.serial))
+        key = serialization.load_der_private_key(der, None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
+        return key.private_bytes(
+            serialization.Encoding.PEM, PEM_FORMATS[profile.key_format], serialization.NoEncryption()
+        )
+
+    # -- housekeeping -----------------------------------------------------------------------
+    def purge(self) -> int:
+        """Delete every wrapped key whose download expired (also done on each access)."""
+        with self.db.write() as session:
+            count = store.purge(session, utcnow())
+            if count:
+                audit.record(session, actor="system", action="credentials.purge", detail={"keys": count})
+        return count

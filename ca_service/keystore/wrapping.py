@@ -1,0 +1,94 @@
+"""The key-wrapping key of the ``file:`` key store: encrypts device private keys at rest.
+
+A random 256-bit key, made once at ``<home>/keys/wrapping.key`` (mode 0600). The file itself is
+sealed like the other file keys: AES-256-GCM under a key derived with scrypt (RFC 7914) from the
+key store passphrase, so a copy of the home folder (a backup, a stolen disk) without the
+passphrase - which may come from ``CA_SERVICE_KEY_PASSPHRASE`` rather than the disk - does not
+yield it. A PKCS#11 wrapping key (an AES key inside the HSM) is not implemented yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from ca_service.config import Settings
+from ca_service.errors import CAError, Kind
+from ca_service.keystore.file import FileKeyStore, write_private
+
+MAGIC = b"CASWK1"  # format marker of the sealed file
+NONCE_BYTES = 12
+SALT_BYTES = 16
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class WrappingKey:
+    """A 256-bit AES key and its public label (a fingerprint; never the key)."""
+
+    label: str
+    key: bytes = field(repr=False)
+
+    def wrap(self, plaintext: bytes, context: bytes) -> bytes:
+        """AES-256-GCM (NIST SP 800-38D): random 96-bit nonce || ciphertext || tag. ``context`` is
+        bound as associated data, so a blob moved to another row does not open."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + AESGCM(self.key).encrypt(nonce, plaintext, context)
+
+    def unwrap(self, blob: bytes, context: bytes) -> bytes:
+        try:
+            return AESGCM(self.key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], context)
+        except (InvalidTag, ValueError) as exc:
+            raise CAError(Kind.INTERNAL, "A stored device key does not open with the wrapping key.") from exc
+
+
+def _kdf(passphrase: bytes, salt: bytes) -> bytes:
+    return Scrypt(salt=salt, length=KEY_BYTES, n=2**15, r=8, p=1).derive(passphrase)
+
+
+def _create_once(path: Path, data: bytes) -> None:
+    """Write ``path`` (0600) unless it exists: a hard link never replaces a file, so of two
+    workers making the key at once, one wins and both then read the winner's key."""
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.new")
+    write_private(tmp, data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
+def file_wrapping_key(settings: Settings) -> WrappingKey:
+    """Load the file store's wrapping key, creating it on first use."""
+    path = settings.keys_dir / "wrapping.key"
+    passphrase = FileKeyStore(settings).passphrase()
+    if not path.exists():
+        key, salt, nonce = (
+            secrets.token_bytes(KEY_BYTES),
+            secrets.token_bytes(SALT_BYTES),
+            secrets.token_bytes(NONCE_BYTES),
+        )
+        sealed = AESGCM(_kdf(passphrase, salt)).encrypt(nonce, key, MAGIC)
+        _create_once(path, MAGIC + salt + nonce + sealed)
+    data = path.read_bytes()
+    if not data.startswith(MAGIC):
+        raise CAError(Kind.UNAVAILABLE, "The wrapping key file is not in a known format.")
+    salt = data[len(MAGIC) : len(MAGIC) + SALT_BYTES]
+    nonce = data[len(MAGIC) + SALT_BYTES : len(MAGIC) + SALT_BYTES + NONCE_BYTES]
+    try:
+        key = AESGCM(_kdf(passphrase, salt)).decrypt(
+            nonce, data[len(MAGIC) + SALT_BYTES + NONCE_BYTES :], MAGIC
+        )
+    except InvalidTag as exc:
+        raise CAError(
+            Kind.UNAVAILABLE, "The wrapping key cannot be decrypted; check CA_SERVICE_KEY_PASSPHRASE."
+        ) from exc
+    return WrappingKey(label="file:" + hashlib.sha256(key).hexdigest()[:16], key=key)
