@@ -50,6 +50,7 @@ class Settings:
     validity_days: int = 365
     san_permanent_identifier: bool = True
     profiles: tuple[Profile, ...] = DEFAULT_PROFILES
+    issuer_refresh_seconds: int = 2  # how often workers look for an issuer rotation
     # Web
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"
