@@ -76,8 +76,9 @@ class SoftHsm:
 class Token:
     def __init__(self, hsm: SoftHsm, label: str, pin: str, pin_file: Path, folder: Path) -> None:
         self.hsm, self.label, self.pin, self.pin_file, self.folder = hsm, label, pin, pin_file, folder
-        self._away = folder.with_name(folder.name + ".away")
-        self._backup = folder.with_name(folder.name + ".backup")
+        # outside the token folder: SoftHSM2 takes every folder in it for a token
+        self._away = hsm.tokens.parent / f"{folder.name}.away"
+        self._backup = hsm.tokens.parent / f"{folder.name}.backup"
 
     def uri(self, name: str) -> str:
         return (

@@ -256,8 +256,9 @@ class _Session:
                 ) from exc
         raise AssertionError("unreachable")
 
-    def fail(self, exc: PKCS11Error, action: str, uri: Pkcs11Uri) -> NoReturn:
-        """Drop the session after ``exc`` and raise the UNAVAILABLE error callers see."""
+    def drop(self) -> None:
+        """Forget the session after a failure; the next :meth:`get` re-initialises the module
+        (SoftHSM2 and others rescan their tokens only then) and logs in again."""
         self.failed = True
         try:
             if self.session is not None:
@@ -265,6 +266,10 @@ class _Session:
         except PKCS11Error:
             pass
         self.session = None
+
+    def fail(self, exc: PKCS11Error, action: str, uri: Pkcs11Uri) -> NoReturn:
+        """Drop the session after ``exc`` and raise the UNAVAILABLE error callers see."""
+        self.drop()
         raise CAError(
             Kind.UNAVAILABLE,
             f"The key store cannot {action} with {uri.label} ({type(exc).__name__}); "
@@ -501,6 +506,7 @@ class Pkcs11KeyStore:
                 public = _find(session, parsed, ObjectClass.PUBLIC_KEY)
                 return _wrap(TokenKey(parsed), _public_key(public))
             except NoSuchKey as exc:
+                link.drop()  # a token swapped or re-initialised under us: look again next time
                 raise CAError(Kind.UNAVAILABLE, f"The token holds no key at {parsed.label}.") from exc
             except PKCS11Error as exc:
                 link.fail(exc, "load the key", parsed)
