@@ -33,6 +33,7 @@ if os.environ.get("CA_SERVICE_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
             "bytes": "%(B)s",
             "duration_us": "%(D)s",
             "request_id": "%({x-request-id}o)s",
+            "pid": "%(p)s",
         }
     )
 errorlog = "-"
