@@ -26,6 +26,7 @@ import pkcs11
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
+from cryptography.utils import Buffer
 from pkcs11 import Attribute, Mechanism, ObjectClass
 from pkcs11 import KeyType as P11KeyType
 from pkcs11.exceptions import NoSuchKey, NoSuchToken, PKCS11Error, UserAlreadyLoggedIn
@@ -238,7 +239,7 @@ class _Session:
         )
 
     def _token(self) -> Any:
-        criteria = {"token_label": self.uri.token} if self.uri.token else {}
+        criteria: dict[str, Any] = {"token_label": self.uri.token} if self.uri.token else {}
         if self.uri.serial:
             criteria["token_serial"] = self.uri.serial.encode()
         for attempt in range(2):
@@ -327,7 +328,7 @@ class Pkcs11EcKey(ec.EllipticCurvePrivateKey):
         self._key = token_key
         self._public = public
 
-    def sign(self, data: utils.Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise CAError(Kind.INTERNAL, "PKCS#11 EC keys sign with ECDSA only.")
         digest = _digest(bytes(data), signature_algorithm.algorithm)
@@ -380,9 +381,9 @@ class Pkcs11RsaKey(rsa.RSAPrivateKey):
 
     def sign(
         self,
-        data: utils.Buffer,
+        data: bytes,
         padding: AsymmetricPadding,
-        algorithm: utils.Prehashed | hashes.HashAlgorithm,
+        algorithm: utils.Prehashed | hashes.HashAlgorithm | utils.NoDigestInfo,
     ) -> bytes:
         mechanism = RSA_MECHANISMS.get(getattr(algorithm, "name", ""))
         if padding.name != "EMSA-PKCS1-v1_5" or mechanism is None:
