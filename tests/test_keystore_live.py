@@ -13,10 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ca_service import build_services
 from ca_service.config import Settings
-from ca_service.enrollment import ca_setup
-from ca_service.enrollment.tokens import create_token
 from tests.helpers import REPO, LiveServer, make_csr, openssl
 from tests.softhsm import Token
 
@@ -60,19 +57,18 @@ def _verify_all(tmp: Path, server: LiveServer, certs: list[dict]) -> None:  # ty
 def test_two_workers_issue_concurrently_from_one_softhsm_key(
     settings: Settings, env_for: dict[str, str], hsm_token: Token, tmp_path: Path
 ) -> None:
-    settings.home.mkdir(parents=True)  # no key files: nothing else makes it
-    services = build_services(settings)
-    ca_setup.initialize(
-        services.db, settings, root_key_uri=hsm_token.uri("root"), issuing_key_uri=hsm_token.uri("issuing-1")
-    )
-    admin = {"Authorization": "Bearer " + create_token(services.db, name="admin", role="admin")}
-    csrs = [make_csr(tmp_path, f"7C2F800000{i:02d}", name=f"d{i}")[1].read_text() for i in range(4)]
     env = {
         **env_for,
         **hsm_token.hsm.env,
         "CA_SERVICE_ISSUER_REFRESH_SECONDS": "0",
         "CA_SERVICE_ACCESS_LOG": "1",
     }
+    _cli(env, "init", "--key-uri", hsm_token.uri("issuing-1"), "--root-key-uri", hsm_token.uri("root"))
+    admin = {
+        "Authorization": "Bearer "
+        + _cli(env, "token", "create", "--role", "admin", "--name", "a").stdout.strip()
+    }
+    csrs = [make_csr(tmp_path, f"7C2F800000{i:02d}", name=f"d{i}")[1].read_text() for i in range(4)]
     server = LiveServer(env, workers=2).start()
     try:
         health = requests.get(server.url + "/healthz", timeout=10)
@@ -95,7 +91,6 @@ def test_two_workers_issue_concurrently_from_one_softhsm_key(
         config = _cli(env, "config").stdout
     finally:
         server.stop()
-        services.db.dispose()
 
     log = Path(server.log.name).read_text()
     self_tests = [line for line in log.splitlines() if "start-up self-test" in line]

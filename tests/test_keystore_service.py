@@ -207,3 +207,65 @@ def test_lost_pkcs11_session_is_a_503_then_reopened(
     status, cert = ca.issue(tmp_path, "7C2F80000012")
     assert status == 201, cert
     assert ca.client.get("/healthz").status_code == 200
+
+
+# -- rotation under an external (offline) root ---------------------------------------------------
+CA_EXTENSIONS = """basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign, digitalSignature
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def _offline_sign(tmp: Path, csr_pem: str, name: str) -> bytes:
+    """Sign an issuing CA CSR with the offline root, as an operator does with the openssl CLI."""
+    (tmp / f"{name}.csr").write_text(csr_pem)
+    (tmp / "ca.ext").write_text(CA_EXTENSIONS)
+    openssl(
+        *("x509", "-req", "-in", f"{name}.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial"),
+        *("-days", "365", "-sha384", "-extfile", "ca.ext", "-out", f"{name}.pem"),
+        cwd=tmp,
+    )
+    return (tmp / f"{name}.pem").read_bytes()
+
+
+def test_rotation_under_an_external_root_goes_through_csr_and_import(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    openssl(
+        *("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes"),
+        *("-keyout", "root.key", "-subj", "/O=Example/CN=Offline Root", "-days", "3650", "-out", "root.pem"),
+        *("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"),
+        cwd=tmp_path,
+    )
+    root_pem = (tmp_path / "root.pem").read_bytes()
+    settings = make_settings(issuer_refresh_seconds=0)
+    services = build_services(settings)
+    init = ca_setup.initialize(services.db, settings, csr_only=True)
+    first = ca_setup.import_issuer(
+        services.db, settings, _offline_sign(tmp_path, init.csr_pem or "", "issuing-1"), root_pem
+    )
+    app = create_app(settings)
+    admin = {"Authorization": "Bearer " + create_token(services.db, name="admin", role="admin")}
+    ca = Ca(settings, services, app.test_client(), admin, lambda n: f"file:keys/{n}.pem")
+    status, a = ca.issue(tmp_path, "7C2F80000020")
+    assert status == 201 and a["issuer"] == first
+
+    rotation = ca_setup.rotate(services.db, settings)  # the root is external: a CSR, nothing active yet
+    assert rotation.csr_pem and rotation.retiring_name is None
+    assert ca.issue(tmp_path, "7C2F80000021")[1]["issuer"] == first
+    second = ca_setup.import_issuer(
+        services.db, settings, _offline_sign(tmp_path, rotation.csr_pem, "issuing-2"), root_pem
+    )
+    status, b = ca.issue(tmp_path, "7C2F80000022")
+    assert status == 201 and b["issuer"] == second != first
+    listing = {
+        i["name"]: (i["role"], i["state"]) for i in ca.client.get("/api/v1/issuers", headers=admin).json
+    }
+    assert sorted(listing.values()) == [("issuing", "active"), ("issuing", "retiring"), ("root", "external")]
+    chain = ca.client.get("/ca/chain.pem").data
+    assert chain.count(b"BEGIN CERTIFICATE") == 3
+    for cert in (a, b):
+        _verify(tmp_path, cert["certificate_pem"], chain, root_pem)
+    app.extensions["ca_service"].db.dispose()
+    services.db.dispose()
