@@ -32,3 +32,4 @@ openapi: venv
 
 bench: venv
 	$(BIN)/python bench/issue_rate.py
+	$(BIN)/python bench/keystore.py
