@@ -3,13 +3,15 @@ certificates and CRLs that the openssl CLI verifies; RFC 7512 URI parsing; PINs 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -196,3 +198,25 @@ def test_pkcs11_missing_key_is_unavailable(hsm_token: Token, ks_settings: Settin
     assert caught.value.kind is Kind.UNAVAILABLE
     assert f"pkcs11:token={hsm_token.label};object=no-such-key" in caught.value.detail
     assert "pin" not in caught.value.detail.lower()
+
+
+def test_pkcs11_key_signs_in_a_forked_child(hsm_token: Token, ks_settings: Settings) -> None:
+    """A worker forked after the parent opened a session re-initialises the module and opens its
+    own session (PKCS#11 sessions do not survive a fork); the parent's session keeps working."""
+    key = create_key(hsm_token.uri("issuing"), KeyType.EC_P256, ks_settings)
+    algorithm = ec.ECDSA(hashes.SHA256())
+    key.sign(b"parent", algorithm)
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if it signed through a session of its own
+        code = 1
+        try:
+            link = key._key.link  # type: ignore[attr-defined]
+            inherited = link.session
+            key.public_key().verify(key.sign(b"child", algorithm), b"child", algorithm)
+            own = link.session is not inherited and link.pid == link.module.pid == os.getpid()
+            code = 0 if own else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    key.public_key().verify(key.sign(b"parent", algorithm), b"parent", algorithm)

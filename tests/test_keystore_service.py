@@ -269,3 +269,29 @@ def test_rotation_under_an_external_root_goes_through_csr_and_import(
         _verify(tmp_path, cert["certificate_pem"], chain, root_pem)
     app.extensions["ca_service"].db.dispose()
     services.db.dispose()
+
+
+def test_workers_check_for_a_rotation_cheaply_and_reload_only_on_change(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """The issuer set is reloaded (keys loaded again) only when the stored set changed, and the
+    check itself waits for ``issuer_refresh_seconds``."""
+    settings = make_settings(issuer_refresh_seconds=0)
+    services = build_services(settings)
+    ca_setup.initialize(services.db, settings)
+    loads = []
+    real_loader = services.issuers._loader
+    services.issuers._loader = lambda: loads.append(1) or real_loader()  # count the real loads
+    first = services.issuers.get().signing()[1].name
+    for _ in range(5):
+        assert services.issuers.get().signing()[1].name == first
+    assert len(loads) == 1
+    ca_setup.rotate(services.db, settings)
+    assert services.issuers.get().signing()[1].name != first and len(loads) == 2
+
+    slow = build_services(make_settings(issuer_refresh_seconds=3600))
+    before = slow.issuers.get().signing()[1].name
+    ca_setup.rotate(services.db, settings)
+    assert slow.issuers.get().signing()[1].name == before  # not checked again yet
+    slow.db.dispose()
+    services.db.dispose()
