@@ -220,3 +220,12 @@ def test_pkcs11_key_signs_in_a_forked_child(hsm_token: Token, ks_settings: Setti
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     key.public_key().verify(key.sign(b"parent", algorithm), b"parent", algorithm)
+
+
+def test_missing_pkcs11_module_is_unavailable(ks_settings: Settings) -> None:
+    with pytest.raises(CAError) as caught:
+        load_key("pkcs11:token=t;object=k?module-path=/nonexistent/libhsm.so&pin-source=env:X", ks_settings)
+    assert (
+        caught.value.kind is Kind.UNAVAILABLE
+        and "/nonexistent/libhsm.so does not exist" in caught.value.detail
+    )

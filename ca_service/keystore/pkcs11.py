@@ -202,13 +202,13 @@ class _Session:
         self.session: Any = None
         self.generation = -1
         self.pid = -1
-        self.failed = False
+        self.failed_at: int | None = None  # module generation when the last failure happened
 
     def get(self) -> Any:
         """An open session, opening (or re-opening) one when needed."""
         module = self.module
         module.ready()
-        if self.failed and self.generation == module.generation:
+        if self.failed_at == module.generation:
             module.reinitialize()  # the failure happened on the current initialisation
         if self.session is None or self.generation != module.generation or self.pid != os.getpid():
             self._open()
@@ -220,23 +220,17 @@ class _Session:
         try:
             try:
                 session = token.open(rw=True, user_pin=self.uri.read_pin())
-            except (
-                UserAlreadyLoggedIn
-            ):  # this process is logged in already (PKCS#11 login is per application)
+            except UserAlreadyLoggedIn:  # login is per process, and this one is logged in
                 session = token.open(rw=True)
         except PKCS11Error as exc:
-            self.failed = True
+            self.failed_at = self.module.generation
             raise CAError(
                 Kind.UNAVAILABLE,
                 f"Cannot log in to the token of {self.uri.label} ({type(exc).__name__}); "
                 "check the PIN in its pin-source.",
             ) from exc
-        self.session, self.generation, self.pid, self.failed = (
-            session,
-            self.module.generation,
-            os.getpid(),
-            False,
-        )
+        self.session = session
+        self.generation, self.pid, self.failed_at = self.module.generation, os.getpid(), None
 
     def _token(self) -> Any:
         criteria: dict[str, Any] = {"token_label": self.uri.token} if self.uri.token else {}
@@ -247,11 +241,11 @@ class _Session:
                 return self.module.lib.get_token(**criteria)
             except NoSuchToken as exc:
                 if attempt:
-                    self.failed = True
+                    self.failed_at = self.module.generation
                     raise CAError(Kind.UNAVAILABLE, f"No PKCS#11 token matches {self.uri.label}.") from exc
                 self.module.reinitialize()  # the library lists only tokens present at C_Initialize
             except PKCS11Error as exc:
-                self.failed = True
+                self.failed_at = self.module.generation
                 raise CAError(
                     Kind.UNAVAILABLE, f"The PKCS#11 token of {self.uri.label} is not reachable."
                 ) from exc
@@ -260,7 +254,7 @@ class _Session:
     def drop(self) -> None:
         """Forget the session after a failure; the next :meth:`get` re-initialises the module
         (SoftHSM2 and others rescan their tokens only then) and logs in again."""
-        self.failed = True
+        self.failed_at = self.module.generation
         try:
             if self.session is not None:
                 self.session.close()
