@@ -47,4 +47,3 @@ if os.environ.get("CA_SERVICE_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
     )
 errorlog = "-"
 loglevel = os.environ.get("CA_SERVICE_LOG_LEVEL", "info").lower()
-
