@@ -34,3 +34,4 @@ openapi: venv
 bench: venv
 	$(BIN)/python bench/issue_rate.py
 	$(BIN)/python bench/provisioning.py
+	$(BIN)/python bench/keystore.py

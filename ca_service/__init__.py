@@ -15,7 +15,7 @@ from ca_service import logs
 from ca_service.authority.registry import IssuerCache, IssuerSet
 from ca_service.config import Settings, load_settings
 from ca_service.enrollment import Enrollment
-from ca_service.enrollment.ca_setup import issuer_records
+from ca_service.enrollment.ca_setup import issuer_records, issuer_version
 from ca_service.enrollment.credentials import Credentials
 from ca_service.enrollment.devices import Devices
 from ca_service.errors import CAError
@@ -56,7 +56,11 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
-    issuers = IssuerCache(lambda: IssuerSet.load(issuer_records(db), settings))
+    issuers = IssuerCache(
+        lambda: IssuerSet.load(issuer_records(db), settings),
+        lambda: issuer_version(db),
+        settings.issuer_refresh_seconds,
+    )
     enrollment = Enrollment(db, issuers, settings)
     return Services(settings, db, issuers, enrollment, Credentials(enrollment, settings), Devices(enrollment))
 

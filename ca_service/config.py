@@ -54,6 +54,7 @@ class Settings:
     download_ttl_seconds: int = 24 * 3600
     download_bind_user_agent: bool = False  # the device's User-Agent must name its MAC
     renewal_share: float = 2 / 3  # renew once this share of the validity has passed
+    issuer_refresh_seconds: int = 2  # how often workers look for an issuer rotation
     # Web
     max_body_bytes: int = 64 * 1024
     max_import_bytes: int = 8 * 1024 * 1024  # POST /api/v1/device-imports only

@@ -40,6 +40,15 @@ keepalive = 5
 limit_request_line = 8190
 limit_request_fields = 100
 
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """The start-up signing self-test, once per worker after the fork: opens this worker's key
+    store session (PKCS#11 sessions are per process) and signs a test message. A failure does
+    not stop the worker: /healthz answers 503 with the reason until the key store can sign."""
+    checks = worker.wsgi.extensions["ca_service"].readiness()
+    worker.log.info("start-up self-test: %s", json.dumps(checks))
+
+
 if os.environ.get("CA_SERVICE_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
     accesslog = "-"
     access_log_format = json.dumps(
@@ -52,6 +61,7 @@ if os.environ.get("CA_SERVICE_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
             "bytes": "%(B)s",
             "duration_us": "%(D)s",
             "request_id": "%({x-request-id}o)s",
+            "pid": "%(p)s",
         }
     )
 errorlog = "-"

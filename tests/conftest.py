@@ -26,6 +26,7 @@ from ca_service.enrollment import ca_setup
 from ca_service.enrollment.tokens import create_token
 from ca_service.store.migrate import upgrade
 from ca_service.store.models import Base
+from tests.softhsm import SoftHsm, Token, require_softhsm
 
 PG_ADMIN = os.environ.get("CA_SERVICE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PUBLIC_URL = "http://ca.test"
@@ -147,3 +148,39 @@ def env_for(settings: Settings) -> dict[str, str]:
         "CA_SERVICE_DATABASE_URL": settings.database_url,
         "CA_SERVICE_PUBLIC_URL": settings.public_url,
     }
+
+
+# -- key stores (issue 3): the conformance suite runs every backend -------------------------------
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    """SoftHSM2 with its tokens in a temporary folder. SOFTHSM2_CONF is set for the whole test
+    process (the PKCS#11 library reads it when initialised) and for the servers it starts."""
+    module = require_softhsm()
+    hsm = SoftHsm(tmp_path_factory.mktemp("softhsm"), module)
+    previous = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(hsm.conf)
+    yield hsm
+    if previous is None:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    else:
+        os.environ["SOFTHSM2_CONF"] = previous
+
+
+@pytest.fixture(params=["file", "pkcs11"])
+def keystore_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def key_uri(keystore_kind: str, request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Make the URI of a new key named ``name`` in this test's key store (a fresh SoftHSM2 token
+    per test for pkcs11)."""
+    if keystore_kind == "file":
+        return lambda name: f"file:keys/{name}.pem"
+    return request.getfixturevalue("hsm_token").uri  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def hsm_token(softhsm: SoftHsm, tmp_path: Path) -> Token:
+    """A fresh SoftHSM2 token for this test; its user PIN is in ``tmp_path/pin``."""
+    return softhsm.new_token(tmp_path / "pin")

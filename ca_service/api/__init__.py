@@ -5,10 +5,17 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from ca_service.api import certificates, devices, problems, provisioning, public
+from ca_service.api import certificates, devices, issuers, problems, provisioning, public
 
 
 def register(app: Flask, api: Api) -> None:
     problems.install(app)
-    for blueprint in (certificates.blp, devices.blp, provisioning.blp, public.blp, public.health):
+    for blueprint in (
+        certificates.blp,
+        devices.blp,
+        issuers.blp,
+        provisioning.blp,
+        public.blp,
+        public.health,
+    ):
         api.register_blueprint(blueprint)

@@ -1,13 +1,14 @@
 """Key store access for the parts that may not import keystore/ directly (design: only
 authority/ talks to keystore/)."""
 
-from ca_service.keystore import SigningKey, create_key, generate_software_key, load_key
+from ca_service.keystore import SigningKey, create_key, display_uri, generate_software_key, load_key
 from ca_service.keystore.wrapping import WrappingKey, file_wrapping_key
 
 __all__ = [
     "SigningKey",
     "WrappingKey",
     "create_key",
+    "display_uri",
     "file_wrapping_key",
     "generate_software_key",
     "load_key",

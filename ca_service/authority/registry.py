@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -80,15 +81,35 @@ class IssuerSet:
 class IssuerCache:
     """Loads the :class:`IssuerSet` on first use and keeps it; a failed load is retried on the
     next call, so a worker started before ``ca-service init`` (or while the key store was
-    unreachable) recovers without a restart."""
+    unreachable) recovers without a restart.
 
-    def __init__(self, loader: Callable[[], IssuerSet]) -> None:
+    With a ``version`` callable (a cheap query of the stored issuer set), :meth:`get` compares it
+    at most every ``refresh_seconds`` and reloads when it changed: running workers pick up an
+    issuer rotation without a restart."""
+
+    def __init__(
+        self,
+        loader: Callable[[], IssuerSet],
+        version: Callable[[], object] | None = None,
+        refresh_seconds: float = 2.0,
+    ) -> None:
         self._loader = loader
+        self._version = version
+        self._refresh = refresh_seconds
         self._value: IssuerSet | None = None
+        self._seen: object = None
+        self._checked = 0.0
 
     def get(self) -> IssuerSet:
+        now = time.monotonic()
+        if self._value is not None and self._version is not None and now - self._checked >= self._refresh:
+            self._checked = now
+            if self._version() != self._seen:
+                self._value = None
         if self._value is None:
+            seen = self._version() if self._version is not None else None
             self._value = self._loader()
+            self._seen, self._checked = seen, now
         return self._value
 
     def invalidate(self) -> None:

@@ -62,6 +62,14 @@ def keystore_for(uri: str, settings: Settings) -> KeyStore:
     return backend
 
 
+def display_uri(uri: str) -> str:
+    """``uri`` fit to show: a ``pin-value`` query attribute (RFC 7512 section 2.3) is removed
+    (this service refuses to use one, but stored data may predate that)."""
+    base, sep, query = uri.partition("?")
+    kept = [a for a in query.split("&") if a and not a.lower().startswith("pin-value")]
+    return base + (sep + "&".join(kept) if kept else "")
+
+
 def load_key(uri: str, settings: Settings) -> SigningKey:
     return keystore_for(uri, settings).load(uri)
 

@@ -1,0 +1,49 @@
+"""/api/v1/issuers: our CAs with their state, key URI and validity (admin and auditor)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from ca_service.api.auth import SECURITY, require, services
+from ca_service.domain import Role
+from ca_service.enrollment.ca_setup import list_issuers
+
+blp = Blueprint("issuers", __name__, url_prefix="/api/v1", description="Our CAs (root and issuing)")
+
+
+class IssuerSchema(Schema):
+    name = fields.String(metadata={"example": "issuing-20260101120000"})
+    role = fields.String(metadata={"description": "root | issuing"})
+    state = fields.String(
+        metadata={
+            "description": "pending | active | retiring | retired (issuing); active | external (root). "
+            "Retiring issuers still sign revocation data for what they issued."
+        }
+    )
+    subject = fields.String()
+    key_uri = fields.String(
+        metadata={
+            "description": "Where the key lives (file: or pkcs11:); never a PIN",
+            "example": "pkcs11:token=ca-service;object=issuing-2026?module-path=/usr/lib/softhsm/"
+            "libsofthsm2.so&pin-source=file:/etc/ca-service/pin",
+        }
+    )
+    not_before = fields.DateTime(allow_none=True)
+    not_after = fields.DateTime(allow_none=True)
+    parent = fields.String(allow_none=True)
+    certificates = fields.Integer(metadata={"description": "Certificates this CA issued"})
+    last_certificate_expires = fields.DateTime(allow_none=True)
+
+
+@blp.route("/issuers")
+class Issuers(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, IssuerSchema(many=True))
+    @require(Role.ADMIN, Role.AUDITOR)
+    def get(self) -> Any:
+        """Our CAs, oldest first: the root(s) and every issuing CA with its state."""
+        return list_issuers(services().db)

@@ -1,0 +1,106 @@
+"""Two gunicorn workers issue concurrently from one SoftHSM2 key (each opens its own PKCS#11
+session after the fork), pick up an issuer rotation made by the CLI, and never show the PIN."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from ca_service.config import Settings
+from tests.helpers import REPO, LiveServer, make_csr, openssl
+from tests.softhsm import Token
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ca_service.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+
+
+def _issue_many(server: LiveServer, admin: dict[str, str], csrs: list[str], count: int) -> list[dict]:  # type: ignore[type-arg]
+    def one(i: int) -> dict:  # type: ignore[type-arg]
+        r = requests.post(
+            server.url + "/api/v1/certificates", json={"csr": csrs[i % len(csrs)]}, headers=admin, timeout=30
+        )
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def _verify_all(tmp: Path, server: LiveServer, certs: list[dict]) -> None:  # type: ignore[type-arg]
+    (tmp / "root.pem").write_text(requests.get(server.url + "/ca/root.pem", timeout=10).text)
+    (tmp / "chain.pem").write_text(requests.get(server.url + "/ca/chain.pem", timeout=10).text)
+    names = []
+    for i, cert in enumerate(certs):
+        (tmp / f"c{i}.pem").write_text(cert["certificate_pem"])
+        names.append(f"c{i}.pem")
+    done = openssl("verify", "-CAfile", "root.pem", "-untrusted", "chain.pem", *names, cwd=tmp)
+    assert done.stdout.decode().count(": OK") == len(certs)
+
+
+def test_two_workers_issue_concurrently_from_one_softhsm_key(
+    settings: Settings, env_for: dict[str, str], hsm_token: Token, tmp_path: Path
+) -> None:
+    env = {
+        **env_for,
+        **hsm_token.hsm.env,
+        "CA_SERVICE_ISSUER_REFRESH_SECONDS": "0",
+        "CA_SERVICE_ACCESS_LOG": "1",
+    }
+    _cli(env, "init", "--key-uri", hsm_token.uri("issuing-1"), "--root-key-uri", hsm_token.uri("root"))
+    admin = {
+        "Authorization": "Bearer "
+        + _cli(env, "token", "create", "--role", "admin", "--name", "a").stdout.strip()
+    }
+    csrs = [make_csr(tmp_path, f"7C2F800000{i:02d}", name=f"d{i}")[1].read_text() for i in range(4)]
+    server = LiveServer(env, workers=2).start()
+    try:
+        health = requests.get(server.url + "/healthz", timeout=10)
+        assert health.status_code == 200, health.text
+
+        first = _issue_many(server, admin, csrs, 40)
+        assert len({c["serial"] for c in first}) == 40
+        assert {c["issuer"] for c in first} == {first[0]["issuer"]}
+        _verify_all(tmp_path, server, first)
+
+        rotated = _cli(env, "issuer", "rotate", "--key-uri", hsm_token.uri("issuing-2"))
+        assert "is retiring" in rotated.stderr
+        second = _issue_many(server, admin, csrs, 12)  # the running workers picked up the rotation
+        assert len({c["issuer"] for c in second}) == 1 and second[0]["issuer"] != first[0]["issuer"]
+        chain = requests.get(server.url + "/ca/chain.pem", timeout=10).text
+        assert chain.count("BEGIN CERTIFICATE") == 3
+        _verify_all(tmp_path, server, first + second)
+        listing = _cli(env, "issuer", "list").stdout
+        assert "retiring" in listing and f"pkcs11:token={hsm_token.label};object=issuing-2" in listing
+        config = _cli(env, "config").stdout
+    finally:
+        server.stop()
+
+    log = Path(server.log.name).read_text()
+    self_tests = [line for line in log.splitlines() if "start-up self-test" in line]
+    assert len(self_tests) >= 2 and all('"keystore": "ok"' in line for line in self_tests)
+    pids = set()
+    for line in log.splitlines():
+        if line.startswith("{") and '"path": "/api/v1/certificates"' in line:
+            entry = json.loads(line)
+            if entry["status"] == "201":
+                pids.add(entry["pid"])
+    assert len(pids) == 2, "both workers signed with the token"
+    for text in (log, listing, config):
+        assert hsm_token.pin not in text
