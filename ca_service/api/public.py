@@ -70,7 +70,10 @@ class Health(MethodView):
     @health.response(200)
     @health.alt_response(503, description="Not ready; 'checks' says why")
     def get(self) -> Any:
-        """Readiness: the database answers and the issuing key can sign."""
-        checks = services().readiness()
+        """Readiness: the database answers and the issuing key can sign. ``details`` reports trust
+        anchors that expire within 90 days (they do not make the service unready)."""
+        svc = services()
+        checks = svc.readiness()
         ok = all(c == "ok" for c in checks.values())
-        return {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+        body = {"status": "ok" if ok else "unavailable", "checks": checks, "details": svc.details()}
+        return body, 200 if ok else 503
