@@ -2,7 +2,8 @@
 Gigaset's FAQ "Client certificates" (shared/domain.md) as data. Pure functions: no I/O.
 
 Versions are the FAQ's numbering: ``2.59``, ``2.59.1``, or the device's own ``83.V2.59.1``
-(User-Agent and web UI spelling; a ``+build...`` suffix is ignored).
+(User-Agent and web UI spelling; a ``+build...`` suffix is ignored, also as `` build...``
+when an unencoded ``+`` in a URL query became a space).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from ca_service.bundle.anchors import PRIVATE
 from ca_service.errors import CAError, Kind
 
-_VERSION = re.compile(r"(?:\d{1,4}\.[vV])?(\d{1,3})\.(\d{1,3})(?:\.(\d{1,4}))?(?:\+[0-9A-Za-z.\-]{0,64})?")
+_VERSION = re.compile(r"(?:\d{1,4}\.[vV])?(\d{1,3})\.(\d{1,3})(?:\.(\d{1,4}))?(?:[+ ][0-9A-Za-z.\-]{0,64})?")
 
 FACTORY = "factory"  # the factory-installed certificate under the Gigaset.net CA
 SECOND = "second"  # the "2nd cert" with up-to-date security (software >= 2.57)
