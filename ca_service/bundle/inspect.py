@@ -216,6 +216,28 @@ def advice(r: Inspection, is_ca: bool = False) -> list[str]:
     return out
 
 
+def suggested_purpose(chain: list[x509.Certificate]) -> str:
+    """What an operator should import after capturing ``chain`` (leaf first) from a device."""
+    leaf, cas = chain[0], [c for c in chain[1:] if _is_ca(c)]
+    names = " ".join(c.issuer.rfc4514_string() for c in chain)
+    if leaf.issuer == GIGASET_NET or any(c.subject == GIGASET_NET for c in cas):
+        purpose = "gigaset-factory"
+    elif TECHNOLOGIES_MARK in names:
+        purpose = "gigaset-technologies"
+    else:
+        purpose = "other"
+    if not cas:
+        return (
+            f"the device sent only its own certificate; obtain its issuer '{leaf.issuer.rfc4514_string()}' "
+            "(from Gigaset for Gigaset devices) and import it with "
+            f"'ca-service trust add FILE --purpose {purpose}'."
+        )
+    return (
+        f"import the CA certificate(s) at depth 1..{len(chain) - 1} with 'ca-service trust add FILE "
+        f"--purpose {purpose} --label ...' (a root is needed as well if the device did not send it)."
+    )
+
+
 def _common_name(cert: x509.Certificate) -> str | None:
     attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     value = attrs[0].value if attrs else None
