@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from OpenSSL import SSL, crypto
+from OpenSSL import SSL
 
 from ca_service.bundle.anchors import fingerprint
 from ca_service.errors import CAError, Kind
@@ -81,8 +81,8 @@ def server_context(cert_file: Path | None, key_file: Path | None, host: str) -> 
         context.use_privatekey_file(str(key_file))
     else:
         cert, key = self_signed(host)
-        context.use_certificate(crypto.X509.from_cryptography(cert))
-        context.use_privatekey(crypto.PKey.from_cryptography_key(key))
+        context.use_certificate(cert)
+        context.use_privatekey(key)
     context.check_privatekey()
     context.set_verify(SSL.VERIFY_PEER, lambda _conn, _cert, _errno, _depth, _ok: True)
     return context
