@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,7 @@ from OpenSSL import SSL
 from ca_service.bundle.anchors import fingerprint
 from ca_service.errors import CAError, Kind
 
-HANDSHAKE_TIMEOUT = 15.0
+HANDSHAKE_TIMEOUT = 15  # seconds
 REPLY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 35\r\nConnection: close\r\n\r\n"
     b"ca-service trust capture: recorded\n"
@@ -99,7 +100,10 @@ def serve(context: SSL.Context, listener: socket.socket, count: int | None) -> I
 
 
 def _handshake(context: SSL.Context, raw: socket.socket, peer: str) -> Presented:
-    raw.settimeout(HANDSHAKE_TIMEOUT)
+    # pyOpenSSL wants a blocking socket (a Python timeout makes it non-blocking): bound the wait
+    # with the kernel's receive timeout instead
+    raw.setblocking(True)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", HANDSHAKE_TIMEOUT, 0))
     tls = SSL.Connection(context, raw)
     tls.set_accept_state()
     try:
