@@ -323,8 +323,6 @@ def trust_capture(
     """
     import socket
 
-    from cryptography.hazmat.primitives import hashes
-
     from ca_service.bundle import capture
     from ca_service.bundle.anchors import fingerprint
     from ca_service.bundle.inspect import suggested_purpose
@@ -352,7 +350,7 @@ def trust_capture(
                     click.echo(f"  [{depth}] subject: {cert.subject.rfc4514_string()}")
                     click.echo(f"      issuer:  {cert.issuer.rfc4514_string()}")
                     click.echo(f"      sha256:  {fingerprint(cert)}")
-                    click.echo(f"      sha1:    {cert.fingerprint(hashes.SHA1()).hex()}")  # what older tools show
+                    click.echo(f"      sha1:    {capture.sha1_fingerprint(cert)}")
                     click.echo(f"      expires: {cert.not_valid_after_utc:%Y-%m-%d}")
                 for path in capture.save(presented, out):
                     click.echo(f"  saved {path}")

@@ -124,6 +124,11 @@ def _handshake(context: SSL.Context, raw: socket.socket, peer: str) -> Presented
         raw.close()
 
 
+def sha1_fingerprint(cert: x509.Certificate) -> str:
+    """SHA-1 fingerprint, lowercase hex: what older tools and device UIs show; identification only."""
+    return cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 - a name for the certificate, not a check
+
+
 def save(presented: Presented, out: Path) -> list[Path]:
     """Write each certificate to ``out`` as PEM (``<sha256 prefix>-<depth>.pem``) and the whole
     chain as ``<leaf sha256 prefix>-chain.pem``. Returns the files written."""
