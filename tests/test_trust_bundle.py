@@ -279,3 +279,45 @@ def test_vectors_readme_names_every_file() -> None:
     readme = (VECTORS / "README.md").read_text()
     for path in VECTORS.glob("*.pem"):
         assert path.name in readme, path.name
+
+
+def test_concurrent_imports_get_distinct_growing_versions(services, settings) -> None:
+    """Two workers (own Services, own engines) import at the same time: every change gets its own
+    version, the versions have no gaps, and the database refuses a reused number."""
+    import threading
+
+    from sqlalchemy.exc import IntegrityError
+
+    from ca_service import build_services
+    from ca_service.domain import SYSTEM
+    from ca_service.store import trust
+
+    workers = [build_services(settings) for _ in range(2)]
+    pems = [make_ca_pem(f"Concurrent CA {i}", days(-1), days(900)) for i in range(10)]
+    errors: list[Exception] = []
+
+    def work(svc, chunk: list[str]) -> None:
+        try:
+            for i, pem in enumerate(chunk):
+                svc.bundle.add(pem, "other", f"ca {i}", SYSTEM)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w, pems[i::2])) for i, w in enumerate(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for w in workers:
+        w.db.dispose()
+    assert errors == []
+    with services.db.read() as session:
+        added = session.scalars(select(AuditRow.detail).where(AuditRow.action == "trust.anchor.add")).all()
+        versions = sorted(d["bundle_version"] for d in added)
+        assert len(set(versions)) == 10
+        stored = list(
+            session.scalars(select(TrustBundleVersionRow.version).order_by(TrustBundleVersionRow.version))
+        )
+        assert stored == list(range(1, len(stored) + 1)) and stored[-1] == versions[-1]
+    with pytest.raises(IntegrityError), services.db.write() as session:
+        trust.add_version(session, versions[-1], "0" * 64, "reused number")

@@ -133,7 +133,8 @@ def _cacheable(text: str, mimetype: str) -> Response:
     response = Response(text, mimetype=mimetype)
     response.set_etag(digest(text))
     response.headers["Cache-Control"] = BUNDLE_CACHE
-    return response.make_conditional(request)
+    response.make_conditional(request)  # turns it into a 304 in place when If-None-Match matches
+    return response
 
 
 @public.route("/bundle.pem")

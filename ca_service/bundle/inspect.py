@@ -87,7 +87,8 @@ def build_chain(
 ) -> ChainResult:
     """Follow issuers from ``leaf`` through ``bundle`` (trusted) and ``presented`` (untrusted
     intermediates) to a self-signed certificate of the bundle."""
-    current, path, anchor = leaf, [], None
+    current, anchor = leaf, None
+    path: list[str] = []
     for _ in range(MAX_DEPTH):
         trusted = next(((e, c) for e, c in bundle if signed_by(current, c)), None)
         parent = trusted[1] if trusted else next((c for c in presented if signed_by(current, c)), None)
