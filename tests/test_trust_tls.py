@@ -175,17 +175,18 @@ def test_trust_capture_records_the_presented_chain(tmp_path: Path) -> None:
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ca_service.cli", "trust", "capture", "--listen", f"127.0.0.1:{port}",
-             "--out", str(out), "--count", "3"],
+             "--out", str(out), "--count", "4"],
             stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
             env={**os.environ, "PYTHONPATH": str(REPO), "CA_SERVICE_HOME": str(tmp_path / "home")},
         )  # fmt: skip
     try:
-        wait_for_port(port, proc, log)  # this probe is the first of the 3 connections: no TLS at all
+        wait_for_port(port, proc, log)  # this probe is the first of the 4 connections: no TLS at all
         tech = vector("technologies-p256.pem")
         device_ca = vector("gigaset-tech-device-ca.pem")
         clients = [
             ["-cert", str(tech), "-key", str(vector("technologies-p256.key")), "-cert_chain", str(device_ca)],
             ["-cert", str(vector("factory-mac.pem")), "-key", str(vector("factory-mac.key"))],
+            [],  # a client without a certificate is let in and reported
         ]
         for args in clients:
             result = openssl(
@@ -208,6 +209,7 @@ def test_trust_capture_records_the_presented_chain(tmp_path: Path) -> None:
     assert "--purpose gigaset-technologies" in text
     assert "issuer:  CN=Gigaset.net,OU=Certificate Authority,O=Gigaset Communications GmbH" in text
     assert "the device sent only its own certificate" in text and "--purpose gigaset-factory" in text
+    assert text.count("no client certificate was presented") == 1
     saved = sorted(out.glob("*-chain.pem"))
     chains = {
         fingerprint(load_certificates(p.read_bytes())[0]): load_certificates(p.read_bytes()) for p in saved

@@ -25,6 +25,7 @@ PURPOSES = (*GIGASET_PURPOSES, "other")  # what an admin may import
 PRIVATE = "private"  # our own root and issuing CAs, included automatically
 ALL_PURPOSES = (*PURPOSES, PRIVATE)
 EXPIRY_WARNING = timedelta(days=90)
+CLOCK_SKEW = timedelta(minutes=5)  # a CA made a moment ago on a host whose clock is ahead
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
 MAX_CERTIFICATES = 8  # a device chain or one CA file; more is not a certificate upload
@@ -162,7 +163,7 @@ def check_anchor(cert: x509.Certificate, now: datetime) -> AnchorFacts:
             f"The CA certificate '{subject[:120]}' expired on {cert.not_valid_after_utc:%Y-%m-%d}; "
             "expired anchors are refused.",
         )
-    if cert.not_valid_before_utc > now:
+    if cert.not_valid_before_utc > now + CLOCK_SKEW:
         raise CAError(
             Kind.BAD_CERTIFICATE,
             f"The CA certificate '{subject[:120]}' is not valid before "
