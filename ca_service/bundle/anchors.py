@@ -20,8 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 
 from ca_service.errors import CAError, Kind
 
-GIGASET_PURPOSES = ("gigaset-factory", "gigaset-technologies")
-PURPOSES = (*GIGASET_PURPOSES, "other")  # what an admin may import
+PURPOSES = ("gigaset-factory", "gigaset-technologies", "other")  # what an admin may import
 PRIVATE = "private"  # our own root and issuing CAs, included automatically
 ALL_PURPOSES = (*PURPOSES, PRIVATE)
 EXPIRY_WARNING = timedelta(days=90)

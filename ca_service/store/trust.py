@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,15 +32,6 @@ def anchors(session: Session, include_retired: bool = False) -> list[TrustAnchor
 
 def anchor(session: Session, anchor_id: int) -> TrustAnchorRow | None:
     return session.get(TrustAnchorRow, anchor_id)
-
-
-def count_active(session: Session) -> int:
-    return (
-        session.scalar(
-            select(func.count()).select_from(TrustAnchorRow).where(TrustAnchorRow.retired_at.is_(None))
-        )
-        or 0
-    )
 
 
 def latest_version(session: Session) -> TrustBundleVersionRow | None:
