@@ -25,6 +25,7 @@ test: venv
 	scripts/system-deps.sh
 	$(BIN)/ruff check ca_service tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 openapi: venv

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -401,6 +403,55 @@ def inspect_command(ctx: click.Context, file: Path, as_json: bool) -> None:
     click.echo("\n".join(lines))
 
 
+# -- renewal client -------------------------------------------------------------------------
+@main.command()
+@click.option(
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file listing the managed certificates.",
+)
+@click.option("--dry-run", is_flag=True, help="Ask and report what is due; change nothing.")
+@click.option(
+    "--lock-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Default: the config file's path with '.lock' appended.",
+)
+@click.option("--wait", is_flag=True, help="Wait for a running renewal instead of exiting.")
+def renew(config_file: Path, dry_run: bool, lock_file: Path | None, wait: bool) -> None:
+    """Renew the managed certificates that are due (for cron): exit 0 when all is well."""
+    from ca_service.renewal.client import load_config, process, run_lock
+
+    managed = load_config(config_file)
+    with run_lock(lock_file or config_file.with_name(config_file.name + ".lock"), wait) as held:
+        if not held:
+            click.echo("another renewal run holds the lock; nothing done", err=True)
+            return
+        outcomes = []
+        bar: Any = (
+            click.progressbar(managed, label="renewing", file=sys.stderr)
+            if len(managed) > 3
+            else nullcontext(managed)
+        )
+        with bar as items:
+            for item in items:
+                outcomes.append(process(item, dry_run=dry_run))
+    for o in outcomes:
+        click.echo(f"{o.name}\t{o.action}\t{o.detail}")
+    failed = [o for o in outcomes if o.action == "failed"]
+    counts = {
+        a: sum(o.action == a for o in outcomes) for a in ("issued", "renewed", "would-renew", "not-due")
+    }
+    summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n)
+    click.echo(f"{len(outcomes)} certificates: {summary or 'nothing to do'}, {len(failed)} failed", err=True)
+    for o in failed:
+        click.echo(f"FAILED {o.name}: {o.detail}", err=True)
+    if failed:
+        sys.exit(1)
+
+
 # -- serving --------------------------------------------------------------------------------
 def ensure_initialized(settings: Settings) -> Path | None:
     """On an empty home: migrate, create a development CA and an admin token file (0600).
@@ -433,6 +484,11 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None) -> None:
     env = dict(os.environ)
     env["CA_SERVICE_HOME"] = str(settings.home.resolve())
     env["CA_SERVICE_BIND"] = bind or settings.bind
+    if "PROMETHEUS_MULTIPROC_DIR" not in env:  # one metrics folder per server run, summed by /metrics
+        metrics_dir = settings.home.resolve() / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if workers or settings.workers:
         env["CA_SERVICE_WORKERS"] = str(workers or settings.workers)
     click.echo(f"serving on http://{env['CA_SERVICE_BIND']} (API docs at /docs)", err=True)

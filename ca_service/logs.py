@@ -23,7 +23,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _RESERVED and not key.startswith("_"):
                 doc[key] = value
         if record.exc_info and record.levelno >= logging.ERROR:
-            doc["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            doc["exc"] = self.formatException(record.exc_info)  # for operators; never in responses
         return json.dumps(doc, default=str)
 
 

@@ -37,3 +37,11 @@ if os.environ.get("CA_SERVICE_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
     )
 errorlog = "-"
 loglevel = os.environ.get("CA_SERVICE_LOG_LEVEL", "info").lower()
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """Drop a dead worker's live gauges from the multiprocess metrics folder."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

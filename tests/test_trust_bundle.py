@@ -184,6 +184,8 @@ def test_expiring_anchor_is_flagged(client: FlaskClient, admin: dict[str, str]) 
     health = client.get("/healthz").json
     assert health["details"]["trust_anchors_expiring_within_90_days"] == 1
     assert health["details"]["trust_anchors_expiring"][0]["label"] == "soon"
+    metrics = client.get("/metrics").data.decode()
+    assert "\nca_trust_anchors_expiring 1.0\n" in metrics
 
 
 def _counts(services) -> tuple[int, int, int]:

@@ -112,8 +112,12 @@ def test_inspect_ours_and_revoked(
 
 
 def test_inspect_refuses_garbage(client: FlaskClient, admin: dict[str, str]) -> None:
-    bad = client.post("/api/v1/inspect", data=b"junk", headers={**admin, "Content-Type": "text/plain"})
+    bad = client.post(
+        "/api/v1/inspect", data=b"junk", headers={**admin, "Content-Type": "application/x-pem-file"}
+    )
     assert bad.status_code == 400 and "No X.509 certificate could be read" in bad.json["detail"]
+    form = client.post("/api/v1/inspect", data=b"junk", headers={**admin, "Content-Type": "text/plain"})
+    assert form.status_code == 415 and "application/json" in form.json["detail"]
     empty = client.post("/api/v1/inspect", json={}, headers=admin)
     assert empty.status_code == 400 and "'pem'" in empty.json["detail"]
     assert client.post("/api/v1/inspect", json={"pem": "x"}).status_code == 401

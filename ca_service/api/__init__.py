@@ -10,5 +10,6 @@ from ca_service.api import certificates, devices, problems, public, trust
 
 def register(app: Flask, api: Api) -> None:
     problems.install(app)
+    app.config["BODY_TYPES"] = (*app.config.get("BODY_TYPES", ()), *trust.BODY_TYPES)
     for blueprint in (certificates.blp, devices.blp, public.blp, public.health, trust.blp, trust.public):
         api.register_blueprint(blueprint)

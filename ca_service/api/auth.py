@@ -13,7 +13,7 @@ from ca_service.enrollment.tokens import authenticate
 from ca_service.errors import CAError, Kind
 
 F = TypeVar("F", bound=Callable[..., Any])
-SECURITY = [{"bearerAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def services() -> Any:

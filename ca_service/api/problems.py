@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from typing import Any
 
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
 from ca_service.errors import CAError, Kind
+from ca_service.metrics import HTTP_REQUESTS
 
 log = logging.getLogger("ca_service.api")
 
@@ -99,11 +101,30 @@ def install(app: Flask) -> None:
             )
         return from_caerror(exc)
 
+    @app.before_request
+    def _json_only() -> Response | None:
+        """REST bodies are JSON; endpoints that take another type list it in BODY_TYPES."""
+        if (
+            request.path.startswith("/api/")
+            and request.method in ("POST", "PUT", "PATCH")
+            and (request.content_length or request.headers.get("Transfer-Encoding"))
+            and not request.is_json
+            and request.mimetype not in app.config.get("BODY_TYPES", ())
+        ):
+            return problem(
+                415,
+                "Unsupported Media Type",
+                f"Send the request body as application/json (got '{request.mimetype or 'none'}').",
+            )
+        return None
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
         detail = _HTTP_DETAILS.get(status, exc.description or "")
         extra: dict[str, Any] = {}
+        if status == 400 and request.is_json:
+            detail = "The request body is not valid JSON."
         if status == 413:
             detail = (
                 f"The request body is larger than the limit of {app.config.get('MAX_CONTENT_LENGTH')} bytes."
@@ -126,7 +147,17 @@ def install(app: Flask) -> None:
             f"The service failed unexpectedly; quote request id {request_id()} to the operator.",
         )
 
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
     @app.after_request
     def _tag(response: Response) -> Response:
         response.headers["X-Request-Id"] = request_id()
+        started = getattr(g, "started", None)
+        if started is not None:
+            endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+            HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
         return response

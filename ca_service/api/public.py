@@ -8,10 +8,12 @@ from cryptography.hazmat.primitives import serialization
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ca_service.api.auth import services
 from ca_service.authority.issuer import pem
 from ca_service.errors import CAError, Kind
+from ca_service.metrics import TRUST_ANCHORS_EXPIRING, render
 
 blp = Blueprint("ca", __name__, url_prefix="/ca", description="CA certificates (public)")
 health = Blueprint("health", __name__, description="Liveness and readiness")
@@ -63,6 +65,17 @@ def issuer_certificate(name: str, fmt: str) -> Response:
     response = Response(cert.public_bytes(serialization.Encoding.DER), mimetype="application/pkix-cert")
     response.headers["Cache-Control"] = CACHE
     return response
+
+
+@health.route("/metrics")
+@health.response(200, content_type=CONTENT_TYPE_LATEST)
+def metrics() -> Response:
+    """Prometheus metrics (all gunicorn workers)."""
+    try:
+        TRUST_ANCHORS_EXPIRING.set(len(services().bundle.expiring()))
+    except CAError:
+        pass  # no CA yet or the database is down: /healthz says which
+    return Response(render(), mimetype=CONTENT_TYPE_LATEST.split(";")[0])
 
 
 @health.route("/healthz")

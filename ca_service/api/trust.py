@@ -32,6 +32,14 @@ blp = Blueprint(
 public = Blueprint("trust-bundle", __name__, url_prefix="/trust", description="Trust bundle (public)")
 
 PEM = "application/x-pem-file"
+# raw certificate uploads (anchor import, inspection) besides JSON; see problems.install
+BODY_TYPES = (
+    PEM,
+    "application/pem-certificate-chain",
+    "application/pkix-cert",
+    "application/x-x509-ca-cert",
+    "application/octet-stream",
+)
 BUNDLE_CACHE = "public, max-age=300"
 PROBLEM = {"schema": ProblemSchema, "content_type": "application/problem+json"}
 

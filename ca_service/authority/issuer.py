@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ca_service.domain import MacAddress, Profile
+from ca_service.errors import CAError, Kind
 from ca_service.keystore import SigningKey
 
 PERMANENT_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.3")  # RFC 4043
@@ -29,7 +30,7 @@ def permanent_identifier(mac: MacAddress) -> x509.OtherName:
     return x509.OtherName(PERMANENT_IDENTIFIER_OID, b"\x30" + bytes([len(utf8)]) + utf8)
 
 
-def signature_hash(key: SigningKey | x509.Certificate) -> hashes.HashAlgorithm:
+def signature_hash(key: SigningKey | x509.Certificate) -> hashes.SHA256 | hashes.SHA384:
     """SHA-384 for P-384 (and larger) EC keys, SHA-256 otherwise."""
     public = key.public_key()
     if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.key_size >= 384:
@@ -81,15 +82,17 @@ class Issuer:
         self.chain_pem = "".join(pem(c) for c in (self.certificate, *self.chain[:-1]))
 
     def self_test(self) -> None:
-        """Sign and verify a fixed message: proves the key store can sign with this key."""
+        """Sign and verify a fixed message: proves the key store can sign with this key and
+        that the key matches the certificate (raises on any failure)."""
         message = b"ca-service signing self-test"
         public = self.certificate.public_key()
-        if isinstance(self.key, ec.EllipticCurvePrivateKey):
-            signature = self.key.sign(message, ec.ECDSA(self.hash))
-            public.verify(signature, message, ec.ECDSA(self.hash))  # type: ignore[call-arg, union-attr]
-        else:
+        if isinstance(self.key, ec.EllipticCurvePrivateKey) and isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(self.key.sign(message, ec.ECDSA(self.hash)), message, ec.ECDSA(self.hash))
+        elif isinstance(self.key, rsa.RSAPrivateKey) and isinstance(public, rsa.RSAPublicKey):
             signature = self.key.sign(message, padding.PKCS1v15(), self.hash)
-            public.verify(signature, message, padding.PKCS1v15(), self.hash)  # type: ignore[call-arg, union-attr]
+            public.verify(signature, message, padding.PKCS1v15(), self.hash)
+        else:
+            raise CAError(Kind.UNAVAILABLE, f"The key of issuer {self.name} does not match its certificate.")
 
     @property
     def crl_url(self) -> str:

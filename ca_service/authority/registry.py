@@ -31,7 +31,13 @@ class IssuerSet:
         records = list(records)
         roots = [r for r in records if r.role == "root" and r.certificate_pem]
         if not roots:
-            raise CAError(Kind.UNAVAILABLE, "No root CA is configured; run 'ca-service init'.")
+            if any(r.state == "pending" for r in records):
+                raise CAError(
+                    Kind.UNAVAILABLE,
+                    "The issuing CA is waiting for its certificate from the external root; "
+                    "run 'ca-service issuer import issuing.pem --root root.pem'.",
+                )
+            raise CAError(Kind.UNAVAILABLE, "No CA is configured; run 'ca-service init'.")
         root = x509.load_pem_x509_certificate(roots[-1].certificate_pem.encode())  # type: ignore[union-attr]
         certs = {
             r.id: x509.load_pem_x509_certificate(r.certificate_pem.encode())

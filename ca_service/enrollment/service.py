@@ -24,6 +24,7 @@ from ca_service.authority.registry import IssuerCache
 from ca_service.config import Settings
 from ca_service.domain import CertificateStatus, IssuedCertificate, MacAddress, Principal, Role
 from ca_service.errors import CAError, Kind
+from ca_service.metrics import CERTIFICATES_ISSUED, ISSUANCE_REFUSED
 from ca_service.policy import CsrRules, check_csr, check_scope, device_mac, in_scope
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
@@ -68,6 +69,7 @@ class Enrollment:
             facts = check_csr(csr, self.rules)
             check_scope(principal, facts.mac)
         except CAError as exc:
+            ISSUANCE_REFUSED.labels(exc.kind.value).inc()
             log.info(
                 "issuance refused",
                 extra={"actor": principal.label, "kind": exc.kind.value, "detail": exc.detail},
@@ -107,6 +109,7 @@ class Enrollment:
             except IntegrityError:
                 log.warning("serial collision, signing again", extra={"serial": row["serial"]})
                 continue
+            CERTIFICATES_ISSUED.labels(chosen.name, issuer.name).inc()
             log.info(
                 "certificate issued",
                 extra={

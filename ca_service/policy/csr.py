@@ -89,10 +89,15 @@ def key_type_of(public_key: object, rules: CsrRules) -> str:
 def check_csr(data: bytes | str, rules: CsrRules) -> CsrFacts:
     """Apply every CSR rule and return the MAC and key to certify.
 
-    Order: parse, signature algorithm (SHA-256 or stronger; SHA-1 and MD5 are refused because
-    device software >= 2.57 refuses them), self-signature, key type and size, CN as device MAC.
+    Order: parse, key type and size, signature algorithm (SHA-256 or stronger; SHA-1 and MD5 are
+    refused because device software >= 2.57 refuses them), self-signature, CN as device MAC.
     """
     csr = load_csr(data)
+    try:
+        public_key = csr.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise CAError(Kind.BAD_KEY, "The CSR's public key cannot be read.") from exc
+    key_type = key_type_of(public_key, rules)
     try:
         algorithm = csr.signature_hash_algorithm
     except UnsupportedAlgorithm as exc:
@@ -107,11 +112,6 @@ def check_csr(data: bytes | str, rules: CsrRules) -> CsrFacts:
             f"The CSR is signed with {name}; only SHA-256, SHA-384 or SHA-512 signatures are "
             "accepted (device software >= 2.57 refuses SHA-1).",
         )
-    try:
-        public_key = csr.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise CAError(Kind.BAD_KEY, "The CSR's public key cannot be read.") from exc
-    key_type = key_type_of(public_key, rules)
     if not csr.is_signature_valid:
         raise CAError(
             Kind.BAD_CSR,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from ca_service.store.models import AuditRow, utcnow
+
+_INSERT = insert(cast(Table, AuditRow.__table__))
 
 
 def record(
@@ -23,15 +25,16 @@ def record(
     at: datetime | None = None,
 ) -> None:
     session.execute(
-        insert(AuditRow).values(
-            at=at or utcnow(),
-            actor=actor[:160],
-            action=action,
-            outcome=outcome,
-            mac=mac,
-            serial=serial,
-            detail=detail or {},
-        )
+        _INSERT,
+        {
+            "at": at or utcnow(),
+            "actor": actor[:160],
+            "action": action,
+            "outcome": outcome,
+            "mac": mac,
+            "serial": serial,
+            "detail": detail or {},
+        },
     )
 
 

@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ca_service.store.models import CertificateRow, DeviceRow, utcnow
 
+# Statements of the issuance hot path are built once (Core, on the tables): SQLAlchemy then
+# reuses their compiled form instead of rebuilding an ORM statement per request.
+_INSERT_CERTIFICATE = insert(cast(Table, CertificateRow.__table__))
+_INSERT_DEVICE = {
+    "postgresql": postgresql.insert(cast(Table, DeviceRow.__table__)).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(cast(Table, DeviceRow.__table__)).on_conflict_do_nothing(),
+}
+
 
 def insert_certificate(session: Session, **values: Any) -> None:
-    """Insert one certificate row (Core insert: the issuance hot path). A duplicate serial
-    raises IntegrityError, which the caller turns into a retry with a fresh serial."""
-    session.execute(insert(CertificateRow).values(**values))
+    """Insert one certificate row. A duplicate serial raises IntegrityError, which the caller
+    turns into a retry with a fresh serial."""
+    session.execute(_INSERT_CERTIFICATE, values)
 
 
 def ensure_device(session: Session, mac: str) -> None:
     """Create the device row on first issuance; keep an existing one untouched."""
     now = utcnow()
-    values = {"mac": mac, "labels": {}, "created_at": now, "updated_at": now}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(DeviceRow).values(**values).on_conflict_do_nothing()
-    else:
-        stmt = sqlite.insert(DeviceRow).values(**values).on_conflict_do_nothing()
-    session.execute(stmt)
+    stmt = _INSERT_DEVICE[session.get_bind().dialect.name]
+    session.execute(
+        stmt,
+        {"mac": mac, "labels": {}, "model": None, "firmware": None, "created_at": now, "updated_at": now},
+    )
 
 
 def by_serial(session: Session, serial: str) -> CertificateRow | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,8 +22,19 @@ def add(session: Session, *, name: str, role: str, scopes: tuple[str, ...], toke
     return row
 
 
-def by_hash(session: Session, token_hash: str) -> TokenRow | None:
-    return session.scalar(select(TokenRow).where(TokenRow.token_hash == token_hash))
+_BY_HASH = select(
+    TokenRow.__table__.c.id,
+    TokenRow.__table__.c.name,
+    TokenRow.__table__.c.role,
+    TokenRow.__table__.c.scopes,
+    TokenRow.__table__.c.token_hash,
+    TokenRow.__table__.c.revoked_at,
+).where(TokenRow.__table__.c.token_hash == bindparam("token_hash"))
+
+
+def by_hash(session: Session, token_hash: str) -> Any:
+    """The token with this hash (a Core row: this runs on every API request)."""
+    return session.execute(_BY_HASH, {"token_hash": token_hash}).first()
 
 
 def by_name(session: Session, name: str) -> TokenRow | None:

@@ -1,0 +1,183 @@
+"""The `ca-service` command, run as a real subprocess against the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.helpers import REPO, free_port, make_csr, openssl
+
+
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "ca_service.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr)
+    return result
+
+
+def test_init_issue_and_refuse_overwrite(env_for: dict[str, str], tmp_path: Path) -> None:
+    cli(env_for, "init", "--issuing-key-type", "rsa-3072", "--subject", "/O=Example/CN=Example Device CA")
+    again = cli(env_for, "init", check=False)
+    assert (
+        again.returncode == 1 and "refusing to overwrite" in again.stderr and "Traceback" not in again.stderr
+    )
+    _, csr = make_csr(tmp_path, "7c2f80c6e5c2")
+    out, chain = tmp_path / "N870.crt", tmp_path / "chain.pem"
+    cli(env_for, "issue", "--csr", str(csr), "--out", str(out), "--chain-out", str(chain))
+    text = openssl("x509", "-in", str(out), "-noout", "-text").stdout.decode()
+    assert "Subject: CN = 7C2F80C6E5C2" in text and "Issuer: O = Example, CN = Example Device CA" in text
+    assert "sha256WithRSAEncryption" in text
+    keys = Path(env_for["CA_SERVICE_HOME"]) / "keys"
+    for key in keys.glob("*.pem"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert key.read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+
+
+def test_external_root_flow(env_for: dict[str, str], tmp_path: Path) -> None:
+    """init --issuing-csr-only, sign with an openssl-made root, issuer import, issue, verify."""
+    csr = tmp_path / "issuing.csr"
+    cli(env_for, "init", "--issuing-csr-only", "--out", str(csr), "--subject", "/O=Example/CN=Issuing")
+    root_key, root = tmp_path / "root.key", tmp_path / "root.pem"
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-nodes",
+        "-keyout",
+        str(root_key),
+        "-subj",
+        "/O=Example/CN=Offline Root",
+        "-days",
+        "3650",
+        "-out",
+        str(root),
+    )
+    ext = tmp_path / "ext.cnf"
+    ext.write_text(
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
+    issuing = tmp_path / "issuing.pem"
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(root),
+        "-CAkey",
+        str(root_key),
+        "-CAcreateserial",
+        "-days",
+        "1825",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(issuing),
+    )
+    # a certificate signed by some other root is refused and changes nothing
+    other_key, other = tmp_path / "o.key", tmp_path / "o.pem"
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        str(other_key),
+        "-subj",
+        "/CN=Other",
+        "-days",
+        "10",
+        "-out",
+        str(other),
+    )
+    bad = cli(env_for, "issuer", "import", str(issuing), "--root", str(other), check=False)
+    assert bad.returncode == 1 and "root" in bad.stderr
+    _, dev_csr = make_csr(tmp_path, "7C2F80000001")
+    pending = cli(env_for, "issue", "--csr", str(dev_csr), "--out", str(tmp_path / "x.crt"), check=False)
+    assert pending.returncode == 1 and "ca-service issuer import" in pending.stderr
+    cli(env_for, "issuer", "import", str(issuing), "--root", str(root))
+    crt = tmp_path / "dev.crt"
+    cli(env_for, "issue", "--csr", str(dev_csr), "--out", str(crt))
+    assert (
+        openssl("verify", "-CAfile", str(root), "-untrusted", str(issuing), str(crt))
+        .stdout.strip()
+        .endswith(b"OK")
+    )
+
+
+def test_tokens(env_for: dict[str, str]) -> None:
+    cli(env_for, "init")
+    created = cli(env_for, "token", "create", "--role", "provisioner", "--name", "p1", "--scope", "7c:2f:80")
+    assert created.stdout.startswith("cas_") and created.stdout.count("\n") == 1
+    assert (
+        "needs at least one --scope"
+        in cli(env_for, "token", "create", "--role", "provisioner", "--name", "p2", check=False).stderr
+    )
+    listing = cli(env_for, "token", "list").stdout
+    assert "p1\tprovisioner\t7C2F80\tactive" in listing and created.stdout.strip() not in listing
+    cli(env_for, "token", "revoke", "p1")
+    assert "revoked" in cli(env_for, "token", "list").stdout
+    assert cli(env_for, "token", "revoke", "p1", check=False).returncode == 1
+    dump = cli({**env_for, "CA_SERVICE_KEY_PASSPHRASE": "s3cret-passphrase"}, "config").stdout
+    assert "s3cret-passphrase" not in dump and '"key_passphrase": "(set)"' in dump
+
+
+def test_serve_on_empty_home(env_for: dict[str, str], tmp_path: Path) -> None:
+    """The README's run command alone gives a usable service with an admin token file."""
+    port = free_port()
+    env = {**os.environ, **env_for, "CA_SERVICE_WORKERS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ca_service.cli", "serve", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except (requests.ConnectionError, requests.Timeout):  # workers still booting
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "service did not start"
+            time.sleep(0.2)
+        token_file = Path(env_for["CA_SERVICE_HOME"]) / "admin-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        _, csr = make_csr(tmp_path, "7C2F80C6E5C2")
+        response = requests.post(
+            url + "/api/v1/certificates",
+            json={"csr": csr.read_text()},
+            headers={"Authorization": f"Bearer {token_file.read_text().strip()}"},
+            timeout=10,
+        )
+        assert response.status_code == 201
+        metrics = requests.get(url + "/metrics", timeout=5).text
+        assert "ca_certificates_issued_total{issuer=" in metrics and "} 1.0" in metrics
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert b"admin token written to" in err and token_file.read_bytes().strip() not in err
