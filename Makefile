@@ -33,3 +33,4 @@ openapi: venv
 
 bench: venv
 	$(BIN)/python bench/issue_rate.py
+	$(BIN)/python bench/trust_bundle.py
