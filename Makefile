@@ -35,3 +35,4 @@ bench: venv
 	$(BIN)/python bench/issue_rate.py
 	$(BIN)/python bench/provisioning.py
 	$(BIN)/python bench/keystore.py
+	$(BIN)/python bench/trust_bundle.py

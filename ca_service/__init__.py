@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from ca_service import logs
 from ca_service.authority.registry import IssuerCache, IssuerSet
+from ca_service.bundle.service import Bundle
 from ca_service.config import Settings, load_settings
 from ca_service.enrollment import Enrollment
 from ca_service.enrollment.ca_setup import issuer_records, issuer_version
@@ -34,6 +35,7 @@ class Services:
     enrollment: Enrollment
     credentials: Credentials
     devices: Devices
+    bundle: Bundle
 
     def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -53,6 +55,20 @@ class Services:
             checks["keystore"] = "The issuing key cannot sign."
         return checks
 
+    def details(self) -> dict[str, object]:
+        """Facts for operators that do not make the service unready."""
+        try:
+            expiring = self.bundle.expiring()
+        except CAError as exc:
+            return {"trust_bundle": exc.detail}
+        return {
+            "trust_anchors_expiring_within_90_days": len(expiring),
+            "trust_anchors_expiring": [
+                {"label": e.label, "purpose": e.purpose, "not_after": e.not_after.isoformat()}
+                for e in expiring
+            ],
+        }
+
 
 def build_services(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
@@ -62,7 +78,15 @@ def build_services(settings: Settings) -> Services:
         settings.issuer_refresh_seconds,
     )
     enrollment = Enrollment(db, issuers, settings)
-    return Services(settings, db, issuers, enrollment, Credentials(enrollment, settings), Devices(enrollment))
+    return Services(
+        settings,
+        db,
+        issuers,
+        enrollment,
+        Credentials(enrollment, settings),
+        Devices(enrollment),
+        Bundle(db, issuers),
+    )
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -18,6 +18,7 @@ class Kind(Enum):
     BAD_SIGNATURE_ALGORITHM = "bad-signature-algorithm"  # SHA-1, MD5 ...
     BAD_KEY = "bad-key"  # key type or size refused by policy
     BAD_IDENTIFIER = "bad-identifier"  # CN is not a usable device MAC
+    BAD_CERTIFICATE = "bad-certificate"  # a certificate refused for what it is (not a CA, expired)
     UNAUTHORIZED = "unauthorized"  # no or unknown credentials
     FORBIDDEN = "forbidden"  # credentials valid, action not allowed (role or scope)
     NOT_FOUND = "not-found"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 CERTIFICATES_ISSUED = Counter(
     "ca_certificates_issued_total", "Certificates issued and committed", ["profile", "issuer"]
@@ -16,6 +16,13 @@ HTTP_REQUESTS = Histogram(
     "HTTP requests by endpoint and status",
     ["method", "endpoint", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+# set by the worker that answers the scrape, from the database (multiprocess: the latest value wins)
+TRUST_ANCHORS_EXPIRING = Gauge(
+    "ca_trust_anchors_expiring",
+    "Trust bundle certificates that expire within 90 days or have expired",
+    multiprocess_mode="livemostrecent",
 )
 
 

@@ -31,6 +31,7 @@ STATUS = {
     Kind.BAD_SIGNATURE_ALGORITHM: 422,
     Kind.BAD_KEY: 422,
     Kind.BAD_IDENTIFIER: 422,
+    Kind.BAD_CERTIFICATE: 422,
     Kind.UNAUTHORIZED: 401,
     Kind.FORBIDDEN: 403,
     Kind.NOT_FOUND: 404,
@@ -45,6 +46,7 @@ TITLES = {
     Kind.BAD_SIGNATURE_ALGORITHM: "Signature algorithm refused",
     Kind.BAD_KEY: "Key type or size refused",
     Kind.BAD_IDENTIFIER: "Not a usable device identifier",
+    Kind.BAD_CERTIFICATE: "Certificate refused",
     Kind.UNAUTHORIZED: "Authentication required",
     Kind.FORBIDDEN: "Not allowed",
     Kind.NOT_FOUND: "Not found",
@@ -65,7 +67,8 @@ def request_id() -> str:
 
 
 def accepts(*mimetypes: str) -> Callable[[F], F]:
-    """Let a view take request bodies of ``mimetypes`` instead of JSON (place it under the route)."""
+    """Let a view function or MethodView class take request bodies of ``mimetypes`` instead of
+    JSON (place it directly under the route decorator)."""
 
     def mark(view: F) -> F:
         view.body_types = mimetypes  # type: ignore[attr-defined]
@@ -115,7 +118,10 @@ def install(app: Flask) -> None:
     def _body_type() -> Response | None:
         """REST bodies are JSON, unless a view declares its own types with :func:`accepts`."""
         view = app.view_functions.get(request.endpoint or "")
-        allowed: tuple[str, ...] = getattr(view, "body_types", ("application/json",))
+        declared = getattr(view, "body_types", None) or getattr(
+            getattr(view, "view_class", None), "body_types", None
+        )
+        allowed: tuple[str, ...] = declared or ("application/json",)
         if (
             request.path.startswith("/api/")
             and request.method in ("POST", "PUT", "PATCH")

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ca_service.api.auth import services
 from ca_service.authority.issuer import pem
 from ca_service.errors import CAError, Kind
-from ca_service.metrics import render
+from ca_service.metrics import TRUST_ANCHORS_EXPIRING, render
 
 blp = Blueprint("ca", __name__, url_prefix="/ca", description="CA certificates (public)")
 health = Blueprint("health", __name__, description="Liveness and readiness")
@@ -71,6 +71,10 @@ def issuer_certificate(name: str, fmt: str) -> Response:
 @health.response(200, content_type=CONTENT_TYPE_LATEST)
 def metrics() -> Response:
     """Prometheus metrics (all gunicorn workers)."""
+    try:
+        TRUST_ANCHORS_EXPIRING.set(len(services().bundle.expiring()))
+    except CAError:
+        pass  # no CA yet or the database is down: /healthz says which
     return Response(render(), mimetype=CONTENT_TYPE_LATEST.split(";")[0])
 
 
@@ -79,7 +83,10 @@ class Health(MethodView):
     @health.response(200)
     @health.alt_response(503, description="Not ready; 'checks' says why")
     def get(self) -> Any:
-        """Readiness: the database answers and the issuing key can sign."""
-        checks = services().readiness()
+        """Readiness: the database answers and the issuing key can sign. ``details`` reports trust
+        anchors that expire within 90 days (they do not make the service unready)."""
+        svc = services()
+        checks = svc.readiness()
         ok = all(c == "ok" for c in checks.values())
-        return {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+        body = {"status": "ok" if ok else "unavailable", "checks": checks, "details": svc.details()}
+        return body, 200 if ok else 503

@@ -145,3 +145,118 @@ class ImportReportSchema(Schema):
     updated = fields.Integer()
     unchanged = fields.Integer()
     rejected = fields.List(fields.Nested(RejectedRowSchema))
+
+
+# -- trust bundle, inspection, firmware compatibility (issue 6) --------------------------------
+PURPOSE_HELP = "gigaset-factory, gigaset-technologies or other"
+
+
+class AnchorImportSchema(Schema):
+    pem = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=60000),
+        metadata={"description": "The CA certificate in PEM. Or send the PEM/DER file as the raw body."},
+    )
+    purpose = fields.String(
+        load_default=None, validate=validate.Length(max=40), metadata={"description": PURPOSE_HELP}
+    )
+    label = fields.String(load_default=None, validate=validate.Length(max=128))
+
+
+class AnchorQuerySchema(Schema):
+    purpose = fields.String(
+        load_default=None,
+        validate=validate.Length(max=40),
+        metadata={"description": "With a raw body: " + PURPOSE_HELP},
+    )
+    label = fields.String(
+        load_default=None, validate=validate.Length(max=128), metadata={"description": "With a raw body."}
+    )
+
+
+class AnchorListQuerySchema(Schema):
+    include_retired = fields.Boolean(load_default=False)
+
+
+class AnchorSchema(Schema):
+    id = fields.Integer()
+    label = fields.String()
+    purpose = fields.String()
+    subject = fields.String()
+    fingerprint_sha256 = fields.String()
+    not_before = fields.DateTime()
+    not_after = fields.DateTime()
+    expires_within_90_days = fields.Boolean()
+    warnings = fields.List(fields.String())
+    created_by = fields.String()
+    created_at = fields.DateTime()
+    retired_by = fields.String(allow_none=True)
+    retired_at = fields.DateTime(allow_none=True)
+    pem = fields.String()
+
+
+class BundleQuerySchema(Schema):
+    purpose = fields.String(
+        load_default=None,
+        validate=validate.Length(max=200),
+        metadata={"description": "Comma-separated purposes, e.g. gigaset-factory,private."},
+    )
+    firmware = fields.String(
+        load_default=None,
+        validate=validate.Length(max=100),
+        metadata={"description": "Only what devices on this software need: 2.59, 2.59.1 or 83.V2.59.1."},
+    )
+
+
+class InspectSchema(Schema):
+    pem = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=60000),
+        metadata={
+            "description": "Device certificate in PEM, optionally followed by its chain. Or send "
+            "PEM/DER as the raw body."
+        },
+    )
+
+
+class InspectionSchema(Schema):
+    generation = fields.String(
+        metadata={
+            "description": "gigaset-factory-einstein2, gigaset-factory-mac, gigaset-technologies, ours, "
+            "other-listed-ca or unknown-issuer"
+        }
+    )
+    description = fields.String()
+    mac = fields.String(allow_none=True)
+    mac_problem = fields.String(allow_none=True)
+    subject = fields.String()
+    issuer = fields.String()
+    serial = fields.String()
+    fingerprint_sha256 = fields.String()
+    key = fields.Dict()
+    signature = fields.Dict()
+    validity = fields.Dict()
+    chain = fields.Dict()
+    ours = fields.Dict(allow_none=True)
+    advice = fields.List(fields.String())
+
+
+class CompatibilityQuerySchema(Schema):
+    firmware = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Device software: 2.59, 2.59.1 or 83.V2.59.1."},
+    )
+
+
+class CompatibilitySchema(Schema):
+    firmware = fields.String()
+    software = fields.String()
+    table_row = fields.String()
+    services = fields.Dict()
+    sha1_refused = fields.Boolean()
+    trust_purposes = fields.List(fields.String())
+    anchors = fields.List(fields.Dict())
+    missing_purposes = fields.List(fields.String())
+    bundle_url = fields.String()
+    notes = fields.List(fields.String())

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -195,3 +196,47 @@ class DownloadTokenRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fetches: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- trust bundle (issue 6): imported trust anchors and the bundle's version history ----------
+class TrustAnchorRow(Base):
+    """A CA certificate an admin imported into the trust bundle. Retiring keeps the row."""
+
+    __tablename__ = "trust_anchors"
+    __table_args__ = (
+        # one active row per certificate; a retired certificate may be imported again
+        Index(
+            "uq_trust_anchors_active_fingerprint",
+            "fingerprint_sha256",
+            unique=True,
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(128))
+    purpose: Mapped[str] = mapped_column(String(32))  # gigaset-factory | gigaset-technologies | other
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_by: Mapped[str | None] = mapped_column(String(160))
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TrustBundleVersionRow(Base):
+    """Every distinct content of the full bundle gets the next version number. The primary key
+    is given explicitly (latest + 1), so two workers publishing at once collide in the database
+    and one retries: versions only grow, in commit order."""
+
+    __tablename__ = "trust_bundle_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    digest: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

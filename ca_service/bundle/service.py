@@ -1,0 +1,372 @@
+"""The Bundle service: import and retire trust anchors, publish the bundle, inspect device
+certificates, answer firmware compatibility questions."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ca_service.authority import serial_text
+from ca_service.authority.issuer import pem
+from ca_service.authority.registry import IssuerCache
+from ca_service.bundle import firmware
+from ca_service.bundle.anchors import (
+    ALL_PURPOSES,
+    EXPIRY_WARNING,
+    PRIVATE,
+    check_anchor,
+    check_label,
+    check_purpose,
+    fingerprint,
+    load_certificates,
+)
+from ca_service.bundle.inspect import OURS, Inspection, inspect_chain
+from ca_service.bundle.render import Entry, digest, entry_json, ordered, render_pem
+from ca_service.domain import Principal, Role
+from ca_service.errors import CAError, Kind
+from ca_service.store import Database, audit, trust
+from ca_service.store import certificates as certs
+from ca_service.store.models import TrustAnchorRow, utcnow
+
+log = logging.getLogger("ca_service.bundle")
+
+FULL_TITLE = "ca-service trust bundle: every active anchor and this service's CAs"
+PUBLISH_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Published:
+    """One rendering of the bundle: the PEM file and the JSON document, with the version of the
+    full bundle at the time."""
+
+    pem: str
+    document: dict[str, Any]
+
+
+class Bundle:
+    """Trust anchors and the published trust bundle."""
+
+    def __init__(self, db: Database, issuers: IssuerCache) -> None:
+        self.db = db
+        self.issuers = issuers
+
+    # -- anchors ----------------------------------------------------------------------------
+    def add(self, data: bytes | str, purpose: str, label: str, principal: Principal) -> dict[str, Any]:
+        """Import one CA certificate (PEM or DER) as an anchor; the bundle version grows."""
+        _require_admin(principal)
+        purpose, label = check_purpose(purpose), check_label(label)
+        found = load_certificates(data)
+        if len(found) != 1:
+            raise CAError(
+                Kind.MALFORMED, f"Send one CA certificate per import; this upload holds {len(found)}."
+            )
+        now = datetime.now(UTC)
+        facts = check_anchor(found[0], now)
+        if facts.fingerprint in {e.fingerprint for e in self._ours()}:
+            raise CAError(
+                Kind.CONFLICT, "This is one of this service's own CAs; it is in the bundle already."
+            )
+        for _ in range(PUBLISH_ATTEMPTS):
+            try:
+                with self.db.write() as session:
+                    row = trust.add_anchor(
+                        session,
+                        TrustAnchorRow(
+                            label=label,
+                            purpose=purpose,
+                            fingerprint_sha256=facts.fingerprint,
+                            subject=facts.subject,
+                            not_before=facts.not_before,
+                            not_after=facts.not_after,
+                            der=facts.der,
+                            warnings=list(facts.warnings),
+                            created_by=principal.label,
+                            created_at=now,
+                        ),
+                    )
+                    version = self._publish(session, f"anchor {row.id} added")
+                    audit.record(
+                        session,
+                        actor=principal.label,
+                        action="trust.anchor.add",
+                        detail={
+                            "id": row.id,
+                            "label": label,
+                            "purpose": purpose,
+                            "fingerprint_sha256": facts.fingerprint,
+                            "subject": facts.subject,
+                            "bundle_version": version,
+                        },
+                    )
+                    view = self._anchor_json(row, now)
+            except IntegrityError:
+                continue  # another worker published the same version number first
+            log.info("trust anchor added", extra={"actor": principal.label, "fingerprint": facts.fingerprint})
+            return view
+        raise CAError(Kind.UNAVAILABLE, "The trust bundle is being changed concurrently; try again.")
+
+    def retire(self, anchor_id: int, principal: Principal) -> dict[str, Any]:
+        """Take an anchor out of the bundle; its row stays as history."""
+        _require_admin(principal)
+        for _ in range(PUBLISH_ATTEMPTS):
+            try:
+                with self.db.write() as session:
+                    row = self._row(session, anchor_id)
+                    if row.retired_at is not None:
+                        raise CAError(Kind.CONFLICT, f"Trust anchor {anchor_id} was retired already.")
+                    row.retired_at, row.retired_by = utcnow(), principal.label
+                    session.flush()
+                    version = self._publish(session, f"anchor {row.id} retired")
+                    audit.record(
+                        session,
+                        actor=principal.label,
+                        action="trust.anchor.retire",
+                        detail={
+                            "id": row.id,
+                            "fingerprint_sha256": row.fingerprint_sha256,
+                            "bundle_version": version,
+                        },
+                    )
+                    return self._anchor_json(row, datetime.now(UTC))
+            except IntegrityError:
+                continue
+        raise CAError(Kind.UNAVAILABLE, "The trust bundle is being changed concurrently; try again.")
+
+    def anchors(self, include_retired: bool = False) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        with self.db.read() as session:
+            return [self._anchor_json(r, now) for r in trust.anchors(session, include_retired)]
+
+    def anchor(self, anchor_id: int) -> dict[str, Any]:
+        with self.db.read() as session:
+            return self._anchor_json(self._row(session, anchor_id), datetime.now(UTC))
+
+    # -- the bundle -------------------------------------------------------------------------
+    def publish(self, purposes: str | None = None, software: str | None = None) -> Published:
+        """The bundle, optionally only the given purposes (comma-separated) and/or what devices on
+        ``software`` need. Records a new version first if the full bundle changed (our CAs)."""
+        wanted = _purposes(purposes, software)
+        with self.db.read() as session:
+            entries = self._entries(session)
+            latest = trust.latest_version(session)
+        full_digest = digest(render_pem(entries, FULL_TITLE))
+        if latest is not None and latest.digest == full_digest:
+            version = latest.version
+        else:
+            version = self._publish_now("this service's CAs changed")
+        chosen = [e for e in entries if e.purpose in wanted]
+        title = (
+            FULL_TITLE
+            if wanted == set(ALL_PURPOSES)
+            else "ca-service trust bundle: " + _filter_text(software, wanted)
+        )
+        now = datetime.now(UTC)
+        document = {
+            "version": version,
+            "filter": {"purposes": sorted(wanted, key=ALL_PURPOSES.index), "firmware": software},
+            "count": len(chosen),
+            "expiring_within_90_days": sum(e.expiring(now) for e in chosen),
+            "certificates": [entry_json(e, now) for e in chosen],
+        }
+        return Published(render_pem(chosen, title), document)
+
+    def expiring(self) -> list[Entry]:
+        """Anchors and CAs of ours that expire within 90 days (or have expired)."""
+        now = datetime.now(UTC)
+        with self.db.read() as session:
+            return [e for e in self._entries(session) if e.expiring(now)]
+
+    def _publish(self, session: Session, reason: str) -> int:
+        """In ``session``: give the current full bundle the next version unless it has one."""
+        text = render_pem(self._entries(session), FULL_TITLE)
+        latest = trust.latest_version(session)
+        if latest is not None and latest.digest == digest(text):
+            return latest.version
+        version = (latest.version if latest else 0) + 1
+        trust.add_version(session, version, digest(text), reason)
+        return version
+
+    def _publish_now(self, reason: str) -> int:
+        for _ in range(PUBLISH_ATTEMPTS):
+            try:
+                with self.db.write() as session:
+                    return self._publish(session, reason)
+            except IntegrityError:
+                continue
+        raise CAError(Kind.UNAVAILABLE, "The trust bundle is being changed concurrently; try again.")
+
+    def _entries(self, session: Session) -> list[Entry]:
+        imported = [
+            Entry(
+                label=r.label,
+                purpose=r.purpose,
+                fingerprint=r.fingerprint_sha256,
+                subject=r.subject,
+                not_before=r.not_before,
+                not_after=r.not_after,
+                pem=pem(x509.load_der_x509_certificate(r.der)),
+                anchor_id=r.id,
+                warnings=tuple(r.warnings or ()),
+            )
+            for r in trust.anchors(session)
+        ]
+        return ordered(imported + self._ours())
+
+    def _ours(self) -> list[Entry]:
+        issuers = self.issuers.get()
+        labelled = [("ca-service root CA", issuers.root)] + [
+            (f"ca-service issuing CA {i.name}", i.certificate) for i in issuers.by_id.values()
+        ]
+        return [
+            Entry(
+                label=label,
+                purpose=PRIVATE,
+                fingerprint=fingerprint(cert),
+                subject=cert.subject.rfc4514_string(),
+                not_before=cert.not_valid_before_utc,
+                not_after=cert.not_valid_after_utc,
+                pem=pem(cert),
+            )
+            for label, cert in labelled
+        ]
+
+    # -- inspection and compatibility -------------------------------------------------------
+    def inspect(self, data: bytes | str) -> dict[str, Any]:
+        """Classify a device certificate (PEM or DER, PEM optionally followed by its chain)."""
+        with self.db.read() as session:
+            entries = self._entries(session)
+            bundle = [(e, x509.load_pem_x509_certificate(e.pem.encode())) for e in entries]
+            result = inspect_chain(data, bundle, datetime.now(UTC))
+            if result.generation == OURS:
+                self._add_ours(session, result)
+        return dataclasses.asdict(result)
+
+    def _add_ours(self, session: Session, result: Inspection) -> None:
+        serial = serial_text(int(result.serial, 16))
+        row = certs.by_serial(session, serial)
+        if row is None:
+            result.ours = {"serial": serial, "known": False}
+            result.advice.insert(0, "Signed by our CA, but no certificate with this serial is on record.")
+            return
+        result.ours = {
+            "serial": row.serial,
+            "known": True,
+            "status": row.status,
+            "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+            "revocation_reason": row.revocation_reason,
+            "replaces": row.replaces,
+            "replaced_by": row.replaced_by,
+        }
+        if row.status == "revoked":
+            next_step = (
+                f"use its replacement, serial {row.replaced_by}"
+                if row.replaced_by
+                else "issue a new certificate for the device"
+            )
+            result.advice.insert(
+                0,
+                f"Revoked on {row.revoked_at:%Y-%m-%d} ({row.revocation_reason or 'no reason given'}): "
+                f"{next_step}.",
+            )
+            result.advice = [a for a in result.advice if not a.startswith("Nothing to do")]
+        elif row.replaced_by:
+            result.advice.insert(0, f"Replaced by serial {row.replaced_by}; the device should use that one.")
+
+    def compatibility(self, software: str) -> dict[str, Any]:
+        """The FAQ table's answer for ``software`` plus the anchors a provisioning server needs."""
+        version = firmware.parse_version(software)
+        row = firmware.generation(version)
+        purposes = firmware.trust_purposes(row)
+        with self.db.read() as session:
+            entries = [e for e in self._entries(session) if e.purpose in purposes]
+        missing = [p for p in purposes if p != PRIVATE and not any(e.purpose == p for e in entries)]
+        notes = [row.note]
+        notes += [
+            f"No '{p}' anchor is imported yet: capture it from a device with 'ca-service trust capture' "
+            f"and import it with 'ca-service trust add FILE --purpose {p}'."
+            for p in missing
+        ]
+        return {
+            "firmware": software,
+            "software": str(version),
+            "table_row": row.label,
+            "services": {
+                name: {"certificate": cert, "description": firmware.CERTIFICATES[cert]}
+                for name, cert in zip(
+                    firmware.SERVICES, (row.auto_provisioning, row.firmware_update, row.sip), strict=True
+                )
+            },
+            "sha1_refused": firmware.sha1_refused(version),
+            "trust_purposes": list(purposes),
+            "anchors": [
+                {"label": e.label, "purpose": e.purpose, "fingerprint_sha256": e.fingerprint} for e in entries
+            ],
+            "missing_purposes": missing,
+            "bundle_url": f"/trust/bundle.pem?firmware={version}",
+            "notes": notes,
+        }
+
+    # -- helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def _row(session: Session, anchor_id: int) -> TrustAnchorRow:
+        row = trust.anchor(session, anchor_id)
+        if row is None:
+            raise CAError(Kind.NOT_FOUND, f"No trust anchor with id {anchor_id}.")
+        return row
+
+    @staticmethod
+    def _anchor_json(row: TrustAnchorRow, now: datetime) -> dict[str, Any]:
+        return {
+            "id": row.id,
+            "label": row.label,
+            "purpose": row.purpose,
+            "subject": row.subject,
+            "fingerprint_sha256": row.fingerprint_sha256,
+            "not_before": row.not_before,
+            "not_after": row.not_after,
+            "expires_within_90_days": row.not_after - now < EXPIRY_WARNING,
+            "warnings": list(row.warnings or ()),
+            "created_by": row.created_by,
+            "created_at": row.created_at,
+            "retired_by": row.retired_by,
+            "retired_at": row.retired_at,
+            "pem": pem(x509.load_der_x509_certificate(row.der)),
+        }
+
+
+def _require_admin(principal: Principal) -> None:
+    if principal.role is not Role.ADMIN:
+        raise CAError(
+            Kind.FORBIDDEN, f"Changing trust anchors needs an admin token; yours is {principal.role.value}."
+        )
+
+
+def _purposes(purposes: str | None, software: str | None) -> set[str]:
+    wanted = set(ALL_PURPOSES)
+    if purposes:
+        asked = {p.strip() for p in purposes.split(",") if p.strip()}
+        unknown = asked - wanted
+        if unknown or not asked:
+            raise CAError(
+                Kind.MALFORMED,
+                f"Unknown purpose filter '{purposes[:60]}'; use a comma-separated list of "
+                f"{', '.join(ALL_PURPOSES)}.",
+            )
+        wanted &= asked
+    if software:
+        wanted &= set(firmware.trust_purposes(firmware.generation(firmware.parse_version(software))))
+    return wanted
+
+
+def _filter_text(software: str | None, wanted: set[str]) -> str:
+    parts = [f"purposes {', '.join(sorted(wanted, key=ALL_PURPOSES.index)) or '(none)'}"]
+    if software:
+        parts.append(f"for device software {firmware.parse_version(software)}")
+    return "; ".join(parts)

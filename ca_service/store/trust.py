@@ -1,0 +1,47 @@
+"""Trust anchors and the trust bundle's version history."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ca_service.errors import CAError, Kind
+from ca_service.store.models import TrustAnchorRow, TrustBundleVersionRow, utcnow
+
+
+def add_anchor(session: Session, row: TrustAnchorRow) -> TrustAnchorRow:
+    session.add(row)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise CAError(
+            Kind.CONFLICT,
+            f"This certificate (sha256 {row.fingerprint_sha256[:16]}...) is already an active anchor.",
+        ) from exc
+    return row
+
+
+def anchors(session: Session, include_retired: bool = False) -> list[TrustAnchorRow]:
+    query = select(TrustAnchorRow).order_by(TrustAnchorRow.id)
+    if not include_retired:
+        query = query.where(TrustAnchorRow.retired_at.is_(None))
+    return list(session.scalars(query))
+
+
+def anchor(session: Session, anchor_id: int) -> TrustAnchorRow | None:
+    return session.get(TrustAnchorRow, anchor_id)
+
+
+def latest_version(session: Session) -> TrustBundleVersionRow | None:
+    return session.scalar(
+        select(TrustBundleVersionRow).order_by(TrustBundleVersionRow.version.desc()).limit(1)
+    )
+
+
+def add_version(session: Session, version: int, digest: str, reason: str) -> None:
+    """Record the next version; a concurrent writer that took the same number makes this raise
+    IntegrityError (at flush), and the caller starts over."""
+    session.add(TrustBundleVersionRow(version=version, digest=digest, reason=reason[:64], at=utcnow()))
+    session.flush()

@@ -1,0 +1,221 @@
+"""The trust bundle in real TLS servers: nginx with ssl_verify_client, and `trust capture`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from ca_service.bundle.anchors import fingerprint, load_certificates
+from tests.helpers import REPO, free_port, have, openssl
+from tests.trust_helpers import import_gigaset_anchors, issue_ours, vector
+
+pytestmark = pytest.mark.slow
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {tmp}/server.pem;
+        ssl_certificate_key {tmp}/server.key;
+        ssl_client_certificate {bundle};
+        ssl_verify_client on;
+        ssl_verify_depth 2;
+        location / {{ return 200 "provisioning for $ssl_client_s_dn\\n"; }}
+    }}
+}}
+"""
+
+CLIENT_LEVEL0 = """openssl_conf = init
+[init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = sys
+[sys]
+CipherString = DEFAULT@SECLEVEL=0
+"""
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, log: Path | None = None) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:] if log and log.exists() else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class Nginx:
+    def __init__(self, tmp: Path, bundle: Path) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        openssl(
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", str(tmp / "server.key"), "-subj", "/CN=provisioning.test",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-out", str(tmp / "server.pem"),
+        )  # fmt: skip
+        conf = tmp / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=self.port, bundle=bundle))
+        self.proc = subprocess.Popen(
+            ["nginx", "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "error.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, self.proc, tmp / "error.log")
+
+    def get(self, cert: Path, key: Path) -> tuple[int, str]:
+        """curl with the device's client certificate: (HTTP status, body). curl runs at OpenSSL
+        security level 0 (OpenSSL 3.0 refuses SHA-1 from level 1) so that it sends even a SHA-1
+        signed certificate, as an old device does: nginx decides."""
+        body = self.tmp / "body.txt"
+        body.unlink(missing_ok=True)
+        level0 = self.tmp / "client-openssl.cnf"
+        level0.write_text(CLIENT_LEVEL0)
+        result = subprocess.run(
+            ["curl", "-sS", "-k", "--cert", str(cert), "--key", str(key), "-o", str(body),
+             "-w", "%{http_code}", f"https://127.0.0.1:{self.port}/"],
+            capture_output=True, timeout=30, env={**os.environ, "OPENSSL_CONF": str(level0)},
+        )  # fmt: skip
+        assert result.stdout, result.stderr
+        return int(result.stdout), body.read_text() if body.exists() else ""
+
+
+@pytest.fixture
+def nginx_factory(tmp_path: Path) -> Iterator:
+    started: list[Nginx] = []
+
+    def start(bundle: Path, name: str) -> Nginx:
+        folder = tmp_path / name
+        folder.mkdir()
+        server = Nginx(folder, bundle)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        stop(server.proc)
+
+
+DEVICE_FILES = ("factory-einstein2", "factory-mac", "factory-sha1", "technologies-p256", "unlisted-device")
+
+
+@pytest.mark.skipif(
+    not have("nginx") or not have("curl"), reason="scripts/system-deps.sh installs nginx-light"
+)
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_nginx_with_the_bundle(
+    client: FlaskClient, admin: dict[str, str], tmp_path: Path, nginx_factory
+) -> None:
+    import_gigaset_anchors(client, admin)
+    ours_cert, ours_key, _ = issue_ours(client, admin, tmp_path)
+    devices = {name: (vector(f"{name}.pem"), vector(f"{name}.key")) for name in DEVICE_FILES}
+    devices["ours"] = (ours_cert, ours_key)
+    expected = {
+        "": {"factory-einstein2", "factory-mac", "technologies-p256", "ours"},
+        "?firmware=2.59": {"factory-einstein2", "factory-mac", "ours"},
+        "?firmware=2.61": {"technologies-p256", "ours"},
+    }
+    for i, (query, accepted) in enumerate(expected.items()):
+        bundle = tmp_path / f"bundle{i}.pem"
+        bundle.write_bytes(client.get("/trust/bundle.pem" + query).data)
+        server = nginx_factory(bundle, f"nginx{i}")
+        got = {}
+        for name, (cert, key) in devices.items():
+            status, body = server.get(cert, key)
+            got[name] = status
+            if status == 200:
+                assert body.startswith("provisioning for ") and "CN=" in body
+        assert {n for n, s in got.items() if s == 200} == accepted, (query, got)
+        # refused ones get nginx's "400 The SSL certificate error", never a 5xx or a hang
+        assert {s for n, s in got.items() if n not in accepted} <= {400}, got
+    # SHA-1: 'openssl verify' accepts its chain, but nginx at OpenSSL 3.0's default security level
+    # refuses it, as device software >= 2.57 does
+    log = (tmp_path / "nginx0" / "error.log").read_text()
+    assert "client SSL certificate verify error: (68:CA signature digest algorithm too weak)" in log
+
+
+def test_trust_capture_records_the_presented_chain(tmp_path: Path) -> None:
+    port = free_port()
+    out = tmp_path / "captured"
+    log = tmp_path / "capture.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ca_service.cli", "trust", "capture", "--listen", f"127.0.0.1:{port}",
+             "--out", str(out), "--count", "4"],
+            stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(REPO), "CA_SERVICE_HOME": str(tmp_path / "home")},
+        )  # fmt: skip
+    try:
+        wait_for_port(port, proc, log)  # this probe is the first of the 4 connections: no TLS at all
+        tech = vector("technologies-p256.pem")
+        device_ca = vector("gigaset-tech-device-ca.pem")
+        clients = [
+            ["-cert", str(tech), "-key", str(vector("technologies-p256.key")), "-cert_chain", str(device_ca)],
+            ["-cert", str(vector("factory-mac.pem")), "-key", str(vector("factory-mac.key"))],
+            [],  # a client without a certificate is let in and reported
+        ]
+        for args in clients:
+            result = openssl(
+                "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "capture.test", *args,
+                input=b"GET /7C2F80C6E5C3.xml HTTP/1.0\r\n\r\n", check=False,
+            )  # fmt: skip
+            assert b"BEGIN CERTIFICATE" in result.stdout  # the capture server's own certificate
+        proc.wait(30)
+    finally:
+        stop(proc)
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    tech_fp = fingerprint(load_certificates(tech.read_bytes())[0])
+    ca_fp = fingerprint(load_certificates(device_ca.read_bytes())[0])
+    assert "[0] subject: CN=7C2F80C6E5C3,O=Gigaset Technologies GmbH,C=DE" in text
+    assert f"sha256:  {tech_fp}" in text and f"sha256:  {ca_fp}" in text
+    sha1 = openssl("x509", "-in", str(tech), "-noout", "-fingerprint", "-sha1").stdout.decode()
+    assert f"sha1:    {sha1.split('=')[1].strip().replace(':', '').lower()}" in text
+    assert "[1] subject: CN=Gigaset Technologies Device CA" in text
+    assert "--purpose gigaset-technologies" in text
+    assert "issuer:  CN=Gigaset.net,OU=Certificate Authority,O=Gigaset Communications GmbH" in text
+    assert "the device sent only its own certificate" in text and "--purpose gigaset-factory" in text
+    assert text.count("no client certificate was presented") == 1
+    saved = sorted(out.glob("*-chain.pem"))
+    chains = {
+        fingerprint(load_certificates(p.read_bytes())[0]): load_certificates(p.read_bytes()) for p in saved
+    }
+    assert [fingerprint(c) for c in chains[tech_fp]] == [tech_fp, ca_fp]
+    mac_fp = fingerprint(load_certificates(vector("factory-mac.pem").read_bytes())[0])
+    assert [fingerprint(c) for c in chains[mac_fp]] == [mac_fp]
+    # the saved CA certificate is exactly what an operator imports
+    assert (out / f"{tech_fp[:16]}-1.pem").read_bytes() == device_ca.read_bytes()
