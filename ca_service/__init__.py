@@ -15,8 +15,10 @@ from ca_service import logs
 from ca_service.authority.registry import IssuerCache, IssuerSet
 from ca_service.config import Settings, load_settings
 from ca_service.enrollment import Enrollment
+from ca_service.enrollment.acme import AcmeAuthority
 from ca_service.enrollment.ca_setup import issuer_records
 from ca_service.errors import CAError
+from ca_service.renewal.info import Renewals
 from ca_service.store import Database
 
 __version__ = "0.1.0"
@@ -30,6 +32,8 @@ class Services:
     db: Database
     issuers: IssuerCache
     enrollment: Enrollment
+    acme: AcmeAuthority
+    renewals: Renewals
 
     def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -53,11 +57,15 @@ class Services:
 def build_services(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
     issuers = IssuerCache(lambda: IssuerSet.load(issuer_records(db), settings))
-    return Services(settings, db, issuers, Enrollment(db, issuers, settings))
+    enrollment = Enrollment(db, issuers, settings)
+    return Services(
+        settings, db, issuers, enrollment, AcmeAuthority(db, enrollment, settings), Renewals(db, settings)
+    )
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI application. Settings default to :func:`load_settings` (env and TOML)."""
+    from ca_service import acme
     from ca_service.api import register
 
     settings = settings or load_settings()
@@ -84,4 +92,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["ca_service"] = services
     api = Api(app)
     register(app, api)
+    app.register_blueprint(acme.bp)
     return app

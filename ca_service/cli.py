@@ -200,6 +200,47 @@ def token_revoke(ctx: click.Context, name: str) -> None:
     click.echo(f"token {name} revoked", err=True)
 
 
+# -- ACME external account binding and renewals ------------------------------------------------
+@main.group()
+def eab() -> None:
+    """ACME external account binding keys (RFC 8555 section 7.3.4)."""
+
+
+@eab.command("create")
+@click.option("--name", required=True, help="Who the key is for, e.g. the provisioning platform.")
+@click.option("--scope", "scopes", required=True, multiple=True, help="MAC prefix (repeatable), e.g. 7C2F80.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"kid": ..., "hmac_key": ...}.')
+@click.pass_context
+def eab_create(ctx: click.Context, name: str, scopes: tuple[str, ...], as_json: bool) -> None:
+    """Create an EAB key and print its kid and HMAC key (shown once; binds one ACME account)."""
+    kid, hmac_key = _services(_settings(ctx)).acme.create_eab(name, scopes)
+    if as_json:
+        click.echo(json.dumps({"kid": kid, "hmac_key": hmac_key}))
+    else:
+        click.echo(f"kid:      {kid}\nhmac_key: {hmac_key}")
+
+
+@main.group()
+def renewals() -> None:
+    """Certificate renewals (RFC 9773 windows, lineage)."""
+
+
+@renewals.command("due")
+@click.option("--days", type=int, default=30, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def renewals_due(ctx: click.Context, days: int, as_json: bool) -> None:
+    """Valid certificates expiring within --days that have no successor."""
+    due = _services(_settings(ctx)).renewals.due(days)
+    if as_json:
+        rows = [{"serial": d.serial, "mac": d.mac, "not_after": d.not_after.isoformat()} for d in due]
+        click.echo(json.dumps(rows))
+        return
+    for d in due:
+        click.echo(f"{d.mac}\t{d.serial}\t{d.not_after:%Y-%m-%dT%H:%M:%SZ}")
+    click.echo(f"{len(due)} certificate(s) due within {days} days", err=True)
+
+
 # -- issuance -------------------------------------------------------------------------------
 @main.command()
 @click.option(

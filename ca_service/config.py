@@ -50,6 +50,15 @@ class Settings:
     validity_days: int = 365
     san_permanent_identifier: bool = True
     profiles: tuple[Profile, ...] = DEFAULT_PROFILES
+    # ACME (RFC 8555) and renewal information (RFC 9773)
+    acme_nonce_seconds: int = 3600
+    acme_order_days: int = 7
+    acme_website: str = ""
+    acme_terms_url: str = ""
+    renewal_window_start: float = 0.667  # share of the lifetime where the earliest window opens
+    renewal_window_spread: float = 0.1  # share of the lifetime over which windows are spread
+    renewal_window_length: float = 0.05  # share of the lifetime a window stays open
+    renewal_retry_after_seconds: int = 21600
     # Web
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"
@@ -105,6 +114,8 @@ def _coerce(name: str, hint: Any, raw: Any) -> Any:
             raise ValueError(text)
         if hint is int:
             return int(raw)
+        if hint is float:
+            return float(raw)
         if hint is Path:
             return Path(str(raw))
         if hint is str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from ca_service.api import certificates, devices, problems, public
+from ca_service.api import certificates, devices, problems, public, renewals
 
 
 def register(app: Flask, api: Api) -> None:
     problems.install(app)
-    for blueprint in (certificates.blp, devices.blp, public.blp, public.health):
+    for blueprint in (certificates.blp, devices.blp, renewals.blp, public.blp, public.health):
         api.register_blueprint(blueprint)

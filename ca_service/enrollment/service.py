@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ca_service.authority import random_serial, serial_text
 from ca_service.authority.issuer import pem
@@ -59,13 +61,35 @@ class Enrollment:
         )
 
     # -- issuance ---------------------------------------------------------------------------
-    def issue(self, csr: bytes | str, principal: Principal, profile: str | None = None) -> IssuedCertificate:
-        """Issue a device certificate for ``csr`` (PEM or DER) under ``profile``."""
+    def issue(
+        self,
+        csr: bytes | str,
+        principal: Principal,
+        profile: str | None = None,
+        *,
+        replaces: str | None = None,
+        expected_mac: MacAddress | None = None,
+        within: Callable[[Session, str], None] | None = None,
+    ) -> IssuedCertificate:
+        """Issue a device certificate for ``csr`` (PEM or DER) under ``profile``.
+
+        ``replaces`` names the certificate this one renews (RFC 9773 section 5): same MAC, in the
+        principal's scope, not replaced yet; the lineage is recorded in the issuing transaction.
+        ``expected_mac`` refuses a CSR whose CN is another device (an ACME order's identifier).
+        ``within(session, serial)`` runs in the same write transaction (an ACME order's update);
+        a CAError from it rolls the certificate back, so it is never returned.
+        """
         if principal.role is Role.AUDITOR:
             raise CAError(Kind.FORBIDDEN, "Auditor tokens may only read; issuing needs admin or provisioner.")
         chosen = self.settings.profile(profile)
         try:
             facts = check_csr(csr, self.rules)
+            if expected_mac is not None and facts.mac != expected_mac:
+                raise CAError(
+                    Kind.BAD_IDENTIFIER,
+                    f"The CSR's CN is {facts.mac} but this order is for {expected_mac}; "
+                    "the CN must be the order's MAC.",
+                )
             check_scope(principal, facts.mac)
         except CAError as exc:
             log.info(
@@ -91,9 +115,12 @@ class Enrollment:
                 der=der,
                 created_by=principal.label,
                 created_at=utcnow(),
+                replaces=replaces,
             )
             try:
                 with self.db.write() as session:
+                    if replaces:
+                        self._replace(session, replaces, str(row["serial"]), facts.mac, principal)
                     certs.ensure_device(session, facts.mac.value)
                     certs.insert_certificate(session, **row)
                     audit.record(
@@ -102,8 +129,15 @@ class Enrollment:
                         action="certificate.issue",
                         mac=facts.mac.value,
                         serial=row["serial"],  # type: ignore[arg-type]
-                        detail={"profile": chosen.name, "issuer": issuer.name, "key_type": facts.key_type},
+                        detail={
+                            "profile": chosen.name,
+                            "issuer": issuer.name,
+                            "key_type": facts.key_type,
+                            "replaces": replaces,
+                        },
                     )
+                    if within is not None:
+                        within(session, str(row["serial"]))
             except IntegrityError:
                 log.warning("serial collision, signing again", extra={"serial": row["serial"]})
                 continue
@@ -127,10 +161,25 @@ class Enrollment:
                 chain_pem=issuer.chain_pem,
                 fingerprint_sha256=row["fingerprint_sha256"],  # type: ignore[arg-type]
                 key_type=facts.key_type,
+                replaces=replaces,
                 created_by=principal.label,
                 created_at=row["created_at"],  # type: ignore[arg-type]
             )
         raise CAError(Kind.INTERNAL, "Could not allocate a unique serial number.")
+
+    @staticmethod
+    def _replace(session: Session, old: str, new: str, mac: MacAddress, principal: Principal) -> None:
+        """Link ``new`` as the successor of ``old`` (same device, not replaced yet)."""
+        row = certs.by_serial(session, old)
+        if row is None or not in_scope(principal, MacAddress(row.mac)):
+            raise CAError(Kind.NOT_FOUND, f"No certificate with serial {old} to replace.")
+        if row.mac != mac.value:
+            raise CAError(
+                Kind.FORBIDDEN,
+                f"Certificate {old} belongs to device {row.mac}; a renewal must be for the same MAC.",
+            )
+        if not certs.mark_replaced(session, old, new):
+            raise CAError(Kind.CONFLICT, f"Certificate {old} has already been replaced.")
 
     # -- queries ----------------------------------------------------------------------------
     def view(self, row: CertificateRow) -> IssuedCertificate:

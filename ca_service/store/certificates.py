@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -68,8 +68,6 @@ def search(
     if mac_prefixes is not None:
         if not mac_prefixes:
             return [], 0
-        from sqlalchemy import or_
-
         conditions.append(or_(*(CertificateRow.mac.startswith(p) for p in mac_prefixes)))
     total = session.scalar(select(func.count()).select_from(CertificateRow).where(*conditions)) or 0
     rows = session.scalars(
@@ -80,3 +78,40 @@ def search(
         .limit(limit)
     )
     return list(rows), total
+
+
+def mark_replaced(session: Session, serial: str, successor: str) -> bool:
+    """Record ``successor`` as the replacement of ``serial``; False when it already has one."""
+    result = session.execute(
+        update(CertificateRow)
+        .where(CertificateRow.serial == serial, CertificateRow.replaced_by.is_(None))
+        .values(replaced_by=successor)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_revoked(session: Session, serial: str, reason: str, at: datetime) -> bool:
+    """valid -> revoked; False when the certificate was already revoked."""
+    result = session.execute(
+        update(CertificateRow)
+        .where(CertificateRow.serial == serial, CertificateRow.status == "valid")
+        .values(status="revoked", revoked_at=at, revocation_reason=reason)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def due(
+    session: Session, before: datetime, now: datetime, mac_prefixes: tuple[str, ...] | None = None
+) -> list[CertificateRow]:
+    """Valid, unexpired certificates that end before ``before`` and have no successor."""
+    conditions = [
+        CertificateRow.status == "valid",
+        CertificateRow.replaced_by.is_(None),
+        CertificateRow.not_after < before,
+        CertificateRow.not_after > now,
+    ]
+    if mac_prefixes is not None:
+        if not mac_prefixes:
+            return []
+        conditions.append(or_(*(CertificateRow.mac.startswith(p) for p in mac_prefixes)))
+    return list(session.scalars(select(CertificateRow).where(*conditions).order_by(CertificateRow.not_after)))
