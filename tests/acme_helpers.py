@@ -8,7 +8,6 @@ from typing import Any
 import josepy as jose
 import requests
 from acme import client, messages
-from acme import jws as acme_jws
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca_service import Services
@@ -49,17 +48,34 @@ def raw_post(
     url: str,
     payload: dict[str, Any] | None,
     key: jose.JWK,
-    nonce_value: str,
+    nonce_value: str | None,
     kid: str | None = None,
     url_header: str | None = None,
-    alg: Any = jose.ES256,
+    alg: str = "ES256",
+    extra_header: dict[str, Any] | None = None,
+    tamper: bool = False,
 ) -> requests.Response:
-    """A hand-made ACME POST (for refusals the acme library would never send)."""
-    body = b"" if payload is None else json.dumps(payload).encode()
-    signed = acme_jws.JWS.sign(body, key, alg, jose.b64.b64decode(nonce_value), url_header or url, kid)
+    """A hand-made flattened-JWS ACME POST, for refusals the acme library would never send."""
+    header: dict[str, Any] = {"alg": alg, "url": url_header or url}
+    if nonce_value is not None:
+        header["nonce"] = nonce_value
+    if kid:
+        header["kid"] = kid
+    else:
+        header["jwk"] = key.public_key().to_partial_json()
+    header.update(extra_header or {})
+    protected = jose.b64.b64encode(json.dumps(header).encode()).decode()
+    body = jose.b64.b64encode(b"" if payload is None else json.dumps(payload).encode()).decode()
+    signing_input = f"{protected}.{body}".encode()
+    if alg == "none":
+        signature = b""
+    elif alg.startswith("HS"):
+        signature = getattr(jose, alg).sign(b"k" * 32, signing_input)
+    else:
+        signature = getattr(jose, alg).sign(key.key, signing_input)
+    if tamper:
+        signature = bytes([signature[0] ^ 1]) + signature[1:]
+    jws_body = {"protected": protected, "payload": body, "signature": jose.b64.b64encode(signature).decode()}
     return requests.post(
-        url,
-        data=json.dumps(signed.to_partial_json()),
-        headers={"Content-Type": "application/jose+json"},
-        timeout=10,
+        url, data=json.dumps(jws_body), headers={"Content-Type": "application/jose+json"}, timeout=10
     )

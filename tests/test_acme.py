@@ -114,8 +114,8 @@ def test_certbot_acme_enroll_renew_revoke(live: LiveServer, services: Services, 
     assert again.typ == "urn:ietf:params:acme:error:alreadyRevoked"
     # revocation signed with the certificate's own key (no account)
     key1 = (tmp_path / "first.key").read_bytes()
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
     import josepy as jose
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     by_key = acme_client(live.url, jose.JWKEC(key=load_pem_private_key(key1, None)))
     by_key.revoke(cert, 1)
@@ -151,8 +151,8 @@ def test_key_change_and_existing_account(live: LiveServer, services: Services) -
     inner_payload = {"account": regr.uri, "oldKey": acme.net.key.public_key().to_partial_json()}
     import json
 
-    from acme import jws as acme_jws
     import josepy as jose
+    from acme import jws as acme_jws
 
     inner = acme_jws.JWS.sign(
         json.dumps(inner_payload).encode(), new, jose.ES256, None, acme.directory["keyChange"], None

@@ -30,6 +30,14 @@ def problem(detail: str, acme_type: str = "malformed", **extra: object) -> CAErr
     return CAError(Kind.MALFORMED, detail, acme=acme_type, **extra)
 
 
+def refuse_algorithm(alg: object) -> CAError:
+    return problem(
+        f"JWS algorithm '{str(alg)[:16]}' is refused; use one of {', '.join(ALGORITHMS)}.",
+        "badSignatureAlgorithm",
+        algorithms=list(ALGORITHMS),
+    )
+
+
 @dataclass(frozen=True)
 class Signed:
     """A parsed (not yet verified) flattened JWS."""
@@ -52,8 +60,12 @@ def parse(body: bytes | dict[str, Any]) -> Signed:
         header = json.loads(jose.b64.b64decode(obj["protected"]))
         if not isinstance(header, dict):
             raise ValueError("protected header is not an object")
+        if header.get("alg") not in ALGORITHMS and header.get("alg") not in MAC_ALGORITHMS:
+            raise refuse_algorithm(header.get("alg"))
         signed = jose.JWS.from_json(obj)
         payload = signed.payload
+    except CAError:
+        raise
     except (ValueError, TypeError, KeyError, jose.DeserializationError) as exc:
         raise problem(
             "The request body must be a flattened JWS with 'protected', 'payload' and 'signature'."
@@ -64,11 +76,7 @@ def parse(body: bytes | dict[str, Any]) -> Signed:
 def check_outer_header(signed: Signed) -> None:
     """Section 6.2: an asymmetric algorithm we accept and exactly one of ``jwk`` and ``kid``."""
     if signed.alg not in ALGORITHMS:
-        raise problem(
-            f"JWS algorithm '{str(signed.alg)[:16]}' is refused; use one of {', '.join(ALGORITHMS)}.",
-            "badSignatureAlgorithm",
-            algorithms=list(ALGORITHMS),
-        )
+        raise refuse_algorithm(signed.alg)
     if ("jwk" in signed.header) == ("kid" in signed.header):
         raise problem("The protected header must carry exactly one of 'jwk' and 'kid'.")
     for name in ("nonce", "url"):
