@@ -4,13 +4,17 @@ acme library as the client, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import josepy as jose
 import pytest
 import requests
 from acme import errors, messages
+from acme import jws as acme_jws
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import func, select
 
 from ca_service import Services
@@ -114,8 +118,6 @@ def test_certbot_acme_enroll_renew_revoke(live: LiveServer, services: Services, 
     assert again.typ == "urn:ietf:params:acme:error:alreadyRevoked"
     # revocation signed with the certificate's own key (no account)
     key1 = (tmp_path / "first.key").read_bytes()
-    import josepy as jose
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     by_key = acme_client(live.url, jose.JWKEC(key=load_pem_private_key(key1, None)))
     by_key.revoke(cert, 1)
@@ -149,10 +151,6 @@ def test_key_change_and_existing_account(live: LiveServer, services: Services) -
     assert existing.value.location == regr.uri
     new = new_key()
     inner_payload = {"account": regr.uri, "oldKey": acme.net.key.public_key().to_partial_json()}
-    import json
-
-    import josepy as jose
-    from acme import jws as acme_jws
 
     inner = acme_jws.JWS.sign(
         json.dumps(inner_payload).encode(), new, jose.ES256, None, acme.directory["keyChange"], None

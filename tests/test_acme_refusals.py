@@ -11,6 +11,8 @@ import josepy as jose
 import pytest
 import requests
 from acme import messages
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import func, select
 
 from ca_service import Services
@@ -137,8 +139,6 @@ def test_order_refusals(live: LiveServer, services: Services, tmp_path: Path) ->
     _, csr = make_csr(tmp_path, "7C2F80000001", name="other")
     deadline = datetime.datetime.now() + datetime.timedelta(seconds=30)
     theirs = other.poll_and_finalize(other.new_order(csr.read_bytes()), deadline)
-    from cryptography import x509
-
     their_cert = x509.load_pem_x509_certificate(theirs.fullchain_pem.encode())
     assert other_regr.uri != regr.uri
     new_order = acme.directory["newOrder"]
@@ -171,8 +171,6 @@ def test_order_refusals(live: LiveServer, services: Services, tmp_path: Path) ->
     created = order("7C2F80C6E5C2")
     assert created.status_code == 201
     _, wrong_csr = make_csr(tmp_path, "7C2F80C6E5C3", name="wrong")
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     der = x509.load_pem_x509_csr(wrong_csr.read_bytes()).public_bytes(Encoding.DER)
     before = stored(services)
     finalize = created.json()["finalize"]
