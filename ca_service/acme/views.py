@@ -87,21 +87,19 @@ def signed_request(new_account: bool = False) -> tuple[jws.Signed, Account | Non
     jws.check_outer_header(signed)
     if signed.header["url"] != request.base_url:
         raise jws.problem("The JWS 'url' header is not the URL this request was sent to.", "unauthorized")
-    ok, g.acme_nonce = authority().use_nonce(signed.header["nonce"])
+    if "jwk" in signed.header and not new_account:
+        raise jws.problem("This request must be signed with the account's 'kid'.")
+    if "kid" in signed.header and request.endpoint == "acme.new_account":
+        raise jws.problem("newAccount requests are signed with 'jwk', not 'kid'.")
+    account_id = _account_id(str(signed.header["kid"])) if "kid" in signed.header else None
+    ok, g.acme_nonce, account = authority().use_nonce(signed.header["nonce"], account_id)
     if not ok:
         raise jws.problem(
             "The nonce is unknown, used or expired; retry with the Replay-Nonce given.", "badNonce"
         )
-    account: Account | None = None
-    if "jwk" in signed.header:
-        if not new_account:
-            raise jws.problem("This request must be signed with the account's 'kid'.")
-        key = jws.load_jwk(signed.header["jwk"])
-    else:
-        if new_account and request.endpoint == "acme.new_account":
-            raise jws.problem("newAccount requests are signed with 'jwk', not 'kid'.")
-        account = authority().account(_account_id(str(signed.header["kid"])))
-        key = jws.load_jwk(account.jwk)
+    if account_id is not None and account is None:
+        raise jws.problem("There is no account with this key id.", "accountDoesNotExist")
+    key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
     jws.verify(signed, key)
     if account is not None and account.status != "valid":
         raise jws.problem("This account is deactivated.", "unauthorized")

@@ -133,11 +133,13 @@ class AcmeAuthority:
                 store.purge_nonces(s, utcnow())
         return value
 
-    def use_nonce(self, presented: str) -> tuple[bool, str]:
-        """Consume ``presented`` and mint the next nonce in one transaction: (was it good, next)."""
+    def use_nonce(self, presented: str, account_id: int | None = None) -> tuple[bool, str, Account | None]:
+        """Consume ``presented``, mint the next nonce and load the signing account, in one
+        transaction (one round trip per request): (was the nonce good, next nonce, account)."""
         with self.db.write() as session:
             ok = bool(presented) and len(presented) <= 64 and store.use_nonce(session, presented, utcnow())
-            return ok, self.new_nonce(session)
+            row = store.account(session, account_id) if account_id is not None else None
+            return ok, self.new_nonce(session), _account(row) if row else None
 
     # -- external account binding keys (section 7.3.4) --------------------------------------
     def create_eab(self, name: str, scopes: tuple[str, ...], actor: str = "cli") -> tuple[str, str]:
@@ -182,13 +184,6 @@ class AcmeAuthority:
             )
 
     # -- accounts (section 7.3) -------------------------------------------------------------
-    def account(self, account_id: int) -> Account:
-        with self.db.read() as session:
-            row = store.account(session, account_id)
-            if row is None:
-                raise _acme(Kind.UNAUTHORIZED, "There is no account with this key id.", "accountDoesNotExist")
-            return _account(row)
-
     def account_by_thumbprint(self, thumbprint: str) -> Account | None:
         with self.db.read() as session:
             row = store.account_by_thumbprint(session, thumbprint)
