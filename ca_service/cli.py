@@ -241,6 +241,44 @@ def renewals_due(ctx: click.Context, days: int, as_json: bool) -> None:
     click.echo(f"{len(due)} certificate(s) due within {days} days", err=True)
 
 
+@main.command()
+@click.option(
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file listing the managed certificates (see ca_service/renewal/client.py).",
+)
+@click.option("--dry-run", is_flag=True, help="Only report what is due; order nothing, write nothing.")
+@click.option("--wait", is_flag=True, help="Wait for a concurrent run to finish instead of exiting.")
+def renew(config_file: Path, dry_run: bool, wait: bool) -> None:
+    """Renew what is due (RFC 9773 renewal information) over ACME; meant for cron.
+
+    Exits 0 when all is well (or another run holds the lock), 1 with one line per failure."""
+    from ca_service.renewal.client import Renewer, load_config, run_lock
+
+    managed, lock = load_config(config_file)
+    with run_lock(lock, wait) as held:
+        if not held:
+            click.echo(f"another renewal run holds {lock}; nothing done", err=True)
+            return
+        renewer = Renewer(dry_run=dry_run)
+        if len(managed) >= 10:  # a progress bar when there are many
+            with click.progressbar(managed, label="renewing", file=sys.stderr, show_pos=True) as bar:
+                outcomes = [renewer.process(m) for m in bar]
+        else:
+            outcomes = [renewer.process(m) for m in managed]
+    for outcome in outcomes:
+        click.echo(f"{outcome.name}: {outcome.state} ({outcome.detail})")
+    failed = [o for o in outcomes if o.state == "failed"]
+    counts = {s: sum(o.state == s for o in outcomes) for s in ("issued", "renewed", "not-due", "would-renew")}
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f", {len(failed)} failed", err=True)
+    if failed:
+        for outcome in failed:
+            click.echo(f"error: {outcome.name}: {outcome.detail}", err=True)
+        sys.exit(1)
+
+
 # -- issuance -------------------------------------------------------------------------------
 @main.command()
 @click.option(
