@@ -76,10 +76,10 @@ def _account_id(kid: str) -> int:
     return int(tail)
 
 
-def signed_request(new_account: bool = False) -> tuple[jws.Signed, Account | None, jose.JWK]:
+def signed_request(allow_jwk: bool = False) -> tuple[jws.Signed, Account | None, jose.JWK]:
     """Parse and authenticate the JWS of this POST: (request, account or None, signing key).
 
-    ``new_account`` requests (and revocation by certificate key) are signed with ``jwk``; all
+    With ``allow_jwk`` (newAccount; revocation by certificate key) ``jwk`` may sign; all
     others with the ``kid`` of an existing, valid account."""
     if request.mimetype != JOSE_JSON:
         raise jws.problem(f"Send ACME requests as {JOSE_JSON}.")
@@ -87,7 +87,7 @@ def signed_request(new_account: bool = False) -> tuple[jws.Signed, Account | Non
     jws.check_outer_header(signed)
     if signed.header["url"] != request.base_url:
         raise jws.problem("The JWS 'url' header is not the URL this request was sent to.", "unauthorized")
-    if "jwk" in signed.header and not new_account:
+    if "jwk" in signed.header and not allow_jwk:
         raise jws.problem("This request must be signed with the account's 'kid'.")
     if "kid" in signed.header and request.endpoint == "acme.new_account":
         raise jws.problem("newAccount requests are signed with 'jwk', not 'kid'.")
@@ -104,6 +104,14 @@ def signed_request(new_account: bool = False) -> tuple[jws.Signed, Account | Non
     if account is not None and account.status != "valid":
         raise jws.problem("This account is deactivated.", "unauthorized")
     return signed, account, key
+
+
+def account_request() -> tuple[jws.Signed, Account]:
+    """An authenticated request signed by an existing, valid account (``kid``)."""
+    signed, account, _ = signed_request()
+    if account is None:  # unreachable: signed_request demands 'kid' unless allow_jwk
+        raise jws.problem("This request must be signed with the account's 'kid'.")
+    return signed, account
 
 
 def payload_object(signed: jws.Signed) -> dict[str, Any]:
@@ -184,7 +192,7 @@ def new_nonce() -> Response:
 # -- accounts (section 7.3) ----------------------------------------------------------------------
 @bp.post("/new-account")
 def new_account() -> Response:
-    signed, _, key = signed_request(new_account=True)
+    signed, _, key = signed_request(allow_jwk=True)
     body = payload_object(signed)
     thumb = jws.thumbprint(key)
     existing = authority().account_by_thumbprint(thumb)
@@ -204,8 +212,8 @@ def new_account() -> Response:
     key_record = authority().eab_key(str(eab.header["kid"]))
     jws.verify_mac(eab, key_record.hmac_key)
     try:
-        bound_key = jose.JWK.from_json(json.loads(eab.payload))
-    except (ValueError, jose.DeserializationError) as exc:
+        bound_key = jws.load_jwk(json.loads(eab.payload))
+    except ValueError as exc:
         raise jws.problem("The external account binding payload must be the account JWK.") from exc
     if bound_key != key:
         raise jws.problem("The external account binding is for another account key.", "unauthorized")
@@ -220,8 +228,7 @@ def new_account() -> Response:
 
 @bp.post("/acct/<int:account_id>")
 def account(account_id: int) -> Response:
-    signed, acct, _ = signed_request()
-    assert acct is not None
+    signed, acct = account_request()
     if acct.id != account_id:
         raise jws.problem("Requests for an account must be signed by that account.", "unauthorized")
     body = {} if signed.payload == b"" else payload_object(signed)
@@ -240,8 +247,7 @@ def account(account_id: int) -> Response:
 
 @bp.post("/acct/<int:account_id>/orders")
 def account_orders(account_id: int) -> Response:
-    signed, acct, _ = signed_request()
-    assert acct is not None
+    signed, acct = account_request()
     post_as_get(signed)
     if acct.id != account_id:
         raise jws.problem("Only the account itself may list its orders.", "unauthorized")
@@ -251,8 +257,8 @@ def account_orders(account_id: int) -> Response:
 @bp.post("/key-change")
 def key_change() -> Response:
     """Section 7.3.5: the inner JWS, signed by the new key, names the account and its old key."""
-    signed, acct, old_key = signed_request()
-    assert acct is not None
+    signed, acct = account_request()
+    old_key = jws.load_jwk(acct.jwk)
     inner = jws.parse(payload_object(signed))
     if inner.alg not in jws.ALGORITHMS or "jwk" not in inner.header or "kid" in inner.header:
         raise jws.problem("The inner JWS is signed with the new key, given as 'jwk'.")
@@ -263,11 +269,7 @@ def key_change() -> Response:
     body = payload_object(inner)
     if body.get("account") != account_url(acct):
         raise jws.problem("The inner payload's 'account' is not the signing account.", "unauthorized")
-    try:
-        claimed_old = jose.JWK.from_json(body.get("oldKey"))
-    except (jose.DeserializationError, TypeError, ValueError) as exc:
-        raise jws.problem("The inner payload's 'oldKey' cannot be read.") from exc
-    if claimed_old != old_key:
+    if jws.load_jwk(body.get("oldKey")) != old_key:
         raise jws.problem("'oldKey' is not the account's current key.", "unauthorized")
     acct = authority().change_key(acct, new_key.to_json(), jws.thumbprint(new_key))
     return reply(account_body(acct), 200, account_url(acct))
@@ -276,8 +278,7 @@ def key_change() -> Response:
 # -- orders, authorizations, finalize, certificates (sections 7.4, 7.5) ------------------------
 @bp.post("/new-order")
 def new_order() -> Response:
-    signed, acct, _ = signed_request()
-    assert acct is not None
+    signed, acct = account_request()
     body = payload_object(signed)
     order = authority().new_order(acct, body.get("identifiers"), body.get("profile"), body.get("replaces"))
     return reply(order_body(order), 201, order_url(order))
@@ -285,8 +286,7 @@ def new_order() -> Response:
 
 @bp.post("/order/<token>")
 def order(token: str) -> Response:
-    signed, acct, _ = signed_request()
-    assert acct is not None
+    signed, acct = account_request()
     post_as_get(signed)
     found = authority().order(acct, token)
     return reply(order_body(found), 200, order_url(found))
@@ -295,8 +295,7 @@ def order(token: str) -> Response:
 @bp.post("/authz/<token>/<int:index>")
 def authorization(token: str, index: int) -> Response:
     """The order's identifiers are authorized by the account's EAB scope: already valid."""
-    signed, acct, _ = signed_request()
-    assert acct is not None
+    signed, acct = account_request()
     post_as_get(signed)
     found = authority().order(acct, token)
     if index >= len(found.identifiers):
@@ -313,8 +312,7 @@ def authorization(token: str, index: int) -> Response:
 
 @bp.post("/order/<token>/finalize")
 def finalize(token: str) -> Response:
-    signed, acct, _ = signed_request()
-    assert acct is not None
+    signed, acct = account_request()
     body = payload_object(signed)
     try:
         csr = jose.b64.b64decode(body["csr"])
@@ -326,8 +324,7 @@ def finalize(token: str) -> Response:
 
 @bp.post("/cert/<serial>")
 def certificate(serial: str) -> Response:
-    signed, acct, _ = signed_request()
-    assert acct is not None
+    signed, acct = account_request()
     post_as_get(signed)
     cert = authority().certificate(acct, parse_serial(serial))
     return Response(cert.certificate_pem + cert.chain_pem, mimetype=PEM_CHAIN)
@@ -336,7 +333,7 @@ def certificate(serial: str) -> Response:
 @bp.post("/revoke-cert")
 def revoke_cert() -> Response:
     """Section 7.6: signed by an account (``kid``) or by the certificate's key (``jwk``)."""
-    signed, acct, key = signed_request(new_account=True)
+    signed, acct, key = signed_request(allow_jwk=True)
     body = payload_object(signed)
     try:
         der = jose.b64.b64decode(body["certificate"])

@@ -15,6 +15,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.orm import Session
 
 from ca_service.authority import serial_text
@@ -411,7 +412,13 @@ class AcmeAuthority:
             return self.enrollment.view(row)
 
     # -- revocation (section 7.6) -----------------------------------------------------------
-    def revoke(self, cert_der: bytes, reason: int, account: Account | None, jwk_key: object = None) -> str:
+    def revoke(
+        self,
+        cert_der: bytes,
+        reason: int,
+        account: Account | None,
+        jwk_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | None = None,
+    ) -> str:
         """Revoke by the issuing account (or any account whose EAB scope covers the MAC), or by a
         request signed with the certificate's own key (``jwk_key`` is that public key)."""
         if reason not in REASONS:
@@ -436,7 +443,7 @@ class AcmeAuthority:
                 spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
                 allowed = jwk_key is not None and cert.public_key().public_bytes(
                     *spki
-                ) == jwk_key.public_bytes(*spki)  # type: ignore[attr-defined]
+                ) == jwk_key.public_bytes(*spki)
                 actor = f"certificate-key:{serial}"
             if not allowed:
                 raise _acme(Kind.FORBIDDEN, "This account may not revoke this certificate.", "unauthorized")
