@@ -12,9 +12,7 @@ from sqlalchemy import select
 
 from ca_service import Services
 from ca_service.store.models import CertificateRow
-from tests.helpers import LiveServer, have, make_csr, openssl
-
-pytestmark = pytest.mark.skipif(not have("lego"), reason="lego is not installed (scripts/system-deps.sh)")
+from tests.helpers import LiveServer, make_csr, openssl
 
 
 @pytest.fixture
