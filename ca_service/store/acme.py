@@ -10,6 +10,9 @@ from sqlalchemy.orm import Session
 
 from ca_service.store.models import AcmeAccountRow, AcmeNonceRow, AcmeOrderRow, EabKeyRow
 
+# Plain SQL semantics for UPDATE/DELETE: no ORM session synchronisation (the hot path).
+CORE = {"synchronize_session": False}
+
 
 # -- nonces (section 6.5): single use is the DELETE's row count, so it holds across workers --
 def add_nonce(session: Session, value: str, expires_at: datetime) -> None:
@@ -19,13 +22,14 @@ def add_nonce(session: Session, value: str, expires_at: datetime) -> None:
 def use_nonce(session: Session, value: str, now: datetime) -> bool:
     """Delete the nonce; True when it existed and had not expired (each nonce works once)."""
     result = session.execute(
-        delete(AcmeNonceRow).where(AcmeNonceRow.value == value, AcmeNonceRow.expires_at > now)
+        delete(AcmeNonceRow).where(AcmeNonceRow.value == value, AcmeNonceRow.expires_at > now),
+        execution_options=CORE,
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def purge_nonces(session: Session, now: datetime) -> None:
-    session.execute(delete(AcmeNonceRow).where(AcmeNonceRow.expires_at <= now))
+    session.execute(delete(AcmeNonceRow).where(AcmeNonceRow.expires_at <= now), execution_options=CORE)
 
 
 # -- external account binding keys ----------------------------------------------------------
@@ -46,7 +50,8 @@ def bind_eab(session: Session, eab_id: int, account_id: int) -> bool:
     result = session.execute(
         update(EabKeyRow)
         .where(EabKeyRow.id == eab_id, EabKeyRow.account_id.is_(None))
-        .values(account_id=account_id)
+        .values(account_id=account_id),
+        execution_options=CORE,
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -99,6 +104,7 @@ def complete_order(session: Session, order_id: int, serial: str) -> bool:
     result = session.execute(
         update(AcmeOrderRow)
         .where(AcmeOrderRow.id == order_id, AcmeOrderRow.status == "ready")
-        .values(status="valid", serial=serial)
+        .values(status="valid", serial=serial),
+        execution_options=CORE,
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -85,7 +85,8 @@ def mark_replaced(session: Session, serial: str, successor: str) -> bool:
     result = session.execute(
         update(CertificateRow)
         .where(CertificateRow.serial == serial, CertificateRow.replaced_by.is_(None))
-        .values(replaced_by=successor)
+        .values(replaced_by=successor),
+        execution_options={"synchronize_session": False},
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -95,7 +96,8 @@ def mark_revoked(session: Session, serial: str, reason: str, at: datetime) -> bo
     result = session.execute(
         update(CertificateRow)
         .where(CertificateRow.serial == serial, CertificateRow.status == "valid")
-        .values(status="revoked", revoked_at=at, revocation_reason=reason)
+        .values(status="revoked", revoked_at=at, revocation_reason=reason),
+        execution_options={"synchronize_session": False},
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
