@@ -166,6 +166,16 @@ def test_key_change_and_existing_account(live: LiveServer, services: Services) -
 
     response = acme._post(acme.directory["keyChange"], Raw())
     assert response.status_code == 200
+    # rolling another account onto a key that is taken: 409 with the key's account in Location
+    taken = acme_client(live.url)
+    taken_regr = register(services, taken, name="taken")
+    inner_payload = {"account": taken_regr.uri, "oldKey": taken.net.key.public_key().to_partial_json()}
+    inner = acme_jws.JWS.sign(
+        json.dumps(inner_payload).encode(), new, jose.ES256, None, acme.directory["keyChange"], None
+    )
+    with pytest.raises(errors.ConflictError) as conflict:
+        taken._post(acme.directory["keyChange"], Raw())
+    assert conflict.value.location == regr.uri
     moved = acme_client(live.url, new)
     moved.net.account = regr
     assert moved._post_as_get(regr.uri + "/orders").status_code == 200

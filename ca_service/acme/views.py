@@ -271,7 +271,15 @@ def key_change() -> Response:
         raise jws.problem("The inner payload's 'account' is not the signing account.", "unauthorized")
     if jws.load_jwk(body.get("oldKey")) != old_key:
         raise jws.problem("'oldKey' is not the account's current key.", "unauthorized")
-    acct = authority().change_key(acct, new_key.to_json(), jws.thumbprint(new_key))
+    try:
+        acct = authority().change_key(acct, new_key.to_json(), jws.thumbprint(new_key))
+    except CAError as exc:
+        if "account" not in exc.extra:
+            raise
+        other = exc.extra.pop("account")
+        response = from_caerror(exc)
+        response.headers["Location"] = f"{base()}/acct/{other}"  # section 7.3.5: the key's account
+        return response
     return reply(account_body(acct), 200, account_url(acct))
 
 

@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ca_service.errors import CAError, Kind
 from ca_service.store.models import AcmeAccountRow, AcmeNonceRow, AcmeOrderRow, EabKeyRow
 
 # Plain SQL semantics for UPDATE/DELETE: no ORM session synchronisation (the hot path).
@@ -68,7 +70,10 @@ def account_by_thumbprint(session: Session, thumbprint: str) -> AcmeAccountRow |
 def add_account(session: Session, **values: Any) -> AcmeAccountRow:
     row = AcmeAccountRow(**values)
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # two newAccount requests with one key at the same time
+        raise CAError(Kind.CONFLICT, "An account with this key was created meanwhile; retry.") from exc
     return row
 
 
