@@ -241,6 +241,21 @@ def renewals_due(ctx: click.Context, days: int, as_json: bool) -> None:
     click.echo(f"{len(due)} certificate(s) due within {days} days", err=True)
 
 
+@renewals.command("revoke-superseded")
+@click.pass_context
+def renewals_revoke_superseded(ctx: click.Context) -> None:
+    """Revoke replaced certificates once their successor is older than the grace period
+    (CA_SERVICE_REVOKE_SUPERSEDED_AFTER_HOURS; 0, the default, turns this off). For cron."""
+    settings = _settings(ctx)
+    if settings.revoke_superseded_after_hours <= 0:
+        click.echo("revoke_superseded_after_hours is 0: superseded certificates are kept", err=True)
+        return
+    revoked = _services(settings).renewals.revoke_superseded()
+    for serial in revoked:
+        click.echo(serial)
+    click.echo(f"{len(revoked)} superseded certificate(s) revoked", err=True)
+
+
 @main.command()
 @click.option(
     "--config",

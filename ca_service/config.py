@@ -59,6 +59,7 @@ class Settings:
     renewal_window_spread: float = 0.1  # share of the lifetime over which windows are spread
     renewal_window_length: float = 0.05  # share of the lifetime a window stays open
     renewal_retry_after_seconds: int = 21600
+    revoke_superseded_after_hours: int = 0  # 0: never revoke a replaced certificate automatically
     # Web
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"

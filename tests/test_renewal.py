@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from ca_service import Services
+from ca_service import Services, build_services
 from ca_service.renewal.windows import WindowShape, suggested_window
 from ca_service.store.models import AuditRow, CertificateRow, EabKeyRow, IssuerRow
 from tests.helpers import REPO, make_csr
@@ -165,3 +165,30 @@ def test_eab_create_cli(services: Services, env_for: dict[str, str]) -> None:
         cwd=REPO,
     )
     assert noscope.returncode == 1 and b"not a MAC prefix" in noscope.stderr
+
+
+def test_revoke_superseded_after_grace(
+    client: FlaskClient, services: Services, admin: dict[str, str], tmp_path: Path, make_settings
+) -> None:
+    old = issue(client, admin, tmp_path, "7C2F80000001", "a").json
+    new = issue(client, admin, tmp_path, "7C2F80000001", "b", replaces=old["serial"]).json
+    lone = issue(client, admin, tmp_path, "7C2F80000002", "c").json
+    assert services.renewals.revoke_superseded() == []  # off by default
+    graced = build_services(make_settings(revoke_superseded_after_hours=24))
+    try:
+        assert graced.renewals.revoke_superseded() == []  # the successor is younger than the grace
+        with services.db.write() as session:
+            session.execute(
+                update(CertificateRow)
+                .where(CertificateRow.serial == new["serial"])
+                .values(created_at=datetime.now(UTC) - timedelta(hours=25))
+            )
+        assert graced.renewals.revoke_superseded() == [old["serial"]]
+        assert graced.renewals.revoke_superseded() == []
+    finally:
+        graced.db.dispose()
+    with services.db.read() as session:
+        status = dict(session.execute(select(CertificateRow.serial, CertificateRow.status)).all())
+        assert status == {old["serial"]: "revoked", new["serial"]: "valid", lone["serial"]: "valid"}
+        event = session.scalars(select(AuditRow).where(AuditRow.action == "certificate.revoke")).one()
+        assert event.serial == old["serial"] and event.detail["reason"] == "superseded"

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ca_service.store.models import CertificateRow, DeviceRow, utcnow
 
@@ -117,3 +117,16 @@ def due(
             return []
         conditions.append(or_(*(CertificateRow.mac.startswith(p) for p in mac_prefixes)))
     return list(session.scalars(select(CertificateRow).where(*conditions).order_by(CertificateRow.not_after)))
+
+
+def superseded(session: Session, successor_before: datetime) -> list[CertificateRow]:
+    """Valid certificates whose successor was issued before ``successor_before``."""
+    successor = aliased(CertificateRow)
+    return list(
+        session.scalars(
+            select(CertificateRow)
+            .join(successor, successor.serial == CertificateRow.replaced_by)
+            .where(CertificateRow.status == "valid", successor.created_at < successor_before)
+            .order_by(CertificateRow.id)
+        )
+    )
