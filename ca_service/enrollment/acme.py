@@ -7,6 +7,7 @@ when the kind alone does not say it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import secrets
 from dataclasses import dataclass
@@ -401,7 +402,7 @@ class AcmeAuthority:
             if exc.kind in (Kind.BAD_CSR, Kind.BAD_KEY, Kind.BAD_SIGNATURE_ALGORITHM, Kind.BAD_IDENTIFIER):
                 raise _acme(exc.kind, exc.detail, "badCSR") from exc
             raise
-        return Order(**{**order.__dict__, "status": "valid", "serial": cert.serial})
+        return dataclasses.replace(order, status="valid", serial=cert.serial)
 
     def certificate(self, account: Account, serial: str) -> IssuedCertificate:
         with self.db.read() as session:
