@@ -16,10 +16,12 @@ from ca_service.authority.registry import IssuerCache, IssuerSet
 from ca_service.bundle.service import Bundle
 from ca_service.config import Settings, load_settings
 from ca_service.enrollment import Enrollment
+from ca_service.enrollment.acme import AcmeAuthority
 from ca_service.enrollment.ca_setup import issuer_records, issuer_version
 from ca_service.enrollment.credentials import Credentials
 from ca_service.enrollment.devices import Devices
 from ca_service.errors import CAError
+from ca_service.renewal.info import Renewals
 from ca_service.store import Database
 
 __version__ = "0.1.0"
@@ -36,6 +38,8 @@ class Services:
     credentials: Credentials
     devices: Devices
     bundle: Bundle
+    acme: AcmeAuthority
+    renewals: Renewals
 
     def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -86,11 +90,14 @@ def build_services(settings: Settings) -> Services:
         Credentials(enrollment, settings),
         Devices(enrollment),
         Bundle(db, issuers),
+        AcmeAuthority(db, enrollment, settings),
+        Renewals(db, settings),
     )
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI application. Settings default to :func:`load_settings` (env and TOML)."""
+    from ca_service import acme
     from ca_service.api import register
 
     settings = settings or load_settings()
@@ -117,4 +124,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["ca_service"] = services
     api = Api(app)
     register(app, api)
+    app.register_blueprint(acme.bp)
     return app

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +288,100 @@ def token_revoke(ctx: click.Context, name: str) -> None:
     click.echo(f"token {name} revoked", err=True)
 
 
+# -- ACME external account binding and renewals ------------------------------------------------
+@main.group()
+def eab() -> None:
+    """ACME external account binding keys (RFC 8555 section 7.3.4)."""
+
+
+@eab.command("create")
+@click.option("--name", required=True, help="Who the key is for, e.g. the provisioning platform.")
+@click.option("--scope", "scopes", required=True, multiple=True, help="MAC prefix (repeatable), e.g. 7C2F80.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"kid": ..., "hmac_key": ...}.')
+@click.pass_context
+def eab_create(ctx: click.Context, name: str, scopes: tuple[str, ...], as_json: bool) -> None:
+    """Create an EAB key and print its kid and HMAC key (shown once; binds one ACME account)."""
+    kid, hmac_key = _services(_settings(ctx)).acme.create_eab(name, scopes)
+    if as_json:
+        click.echo(json.dumps({"kid": kid, "hmac_key": hmac_key}))
+    else:
+        click.echo(f"kid:      {kid}\nhmac_key: {hmac_key}")
+
+
+@main.group()
+def renewals() -> None:
+    """Certificate renewals (RFC 9773 windows, lineage)."""
+
+
+@renewals.command("due")
+@click.option("--days", type=int, default=30, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def renewals_due(ctx: click.Context, days: int, as_json: bool) -> None:
+    """Valid certificates expiring within --days that have no successor."""
+    due = _services(_settings(ctx)).renewals.due(days)
+    if as_json:
+        rows = [{"serial": d.serial, "mac": d.mac, "not_after": d.not_after.isoformat()} for d in due]
+        click.echo(json.dumps(rows))
+        return
+    for d in due:
+        click.echo(f"{d.mac}\t{d.serial}\t{d.not_after:%Y-%m-%dT%H:%M:%SZ}")
+    click.echo(f"{len(due)} certificate(s) due within {days} days", err=True)
+
+
+@renewals.command("revoke-superseded")
+@click.pass_context
+def renewals_revoke_superseded(ctx: click.Context) -> None:
+    """Revoke replaced certificates once their successor is older than the grace period
+    (CA_SERVICE_REVOKE_SUPERSEDED_AFTER_HOURS; 0, the default, turns this off). For cron."""
+    settings = _settings(ctx)
+    if settings.revoke_superseded_after_hours <= 0:
+        click.echo("revoke_superseded_after_hours is 0: superseded certificates are kept", err=True)
+        return
+    revoked = _services(settings).renewals.revoke_superseded()
+    for serial in revoked:
+        click.echo(serial)
+    click.echo(f"{len(revoked)} superseded certificate(s) revoked", err=True)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file listing the managed certificates (see ca_service/renewal/client.py).",
+)
+@click.option("--dry-run", is_flag=True, help="Only report what is due; order nothing, write nothing.")
+@click.option("--wait", is_flag=True, help="Wait for a concurrent run to finish instead of exiting.")
+def renew(config_file: Path, dry_run: bool, wait: bool) -> None:
+    """Renew what is due (RFC 9773 renewal information) over ACME; meant for cron.
+
+    Exits 0 when all is well (or another run holds the lock), 1 with one line per failure."""
+    from ca_service.renewal.client import Renewer, load_config, run_lock
+
+    managed, lock = load_config(config_file)
+    with run_lock(lock, wait) as held:
+        if not held:
+            click.echo(f"another renewal run holds {lock}; nothing done", err=True)
+            return
+        renewer = Renewer(dry_run=dry_run)
+        if len(managed) >= 10:  # a progress bar when there are many
+            with click.progressbar(managed, label="renewing", file=sys.stderr, show_pos=True) as bar:
+                outcomes = [renewer.process(m) for m in bar]
+        else:
+            outcomes = [renewer.process(m) for m in managed]
+    for outcome in outcomes:
+        click.echo(f"{outcome.name}: {outcome.state} ({outcome.detail})")
+    failed = [o for o in outcomes if o.state == "failed"]
+    counts = {s: sum(o.state == s for o in outcomes) for s in ("issued", "renewed", "not-due", "would-renew")}
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f", {len(failed)} failed", err=True)
+    if failed:
+        for outcome in failed:
+            click.echo(f"error: {outcome.name}: {outcome.detail}", err=True)
+        sys.exit(1)
+
+
 # -- issuance -------------------------------------------------------------------------------
 @main.command()
 @click.option(
@@ -481,55 +574,6 @@ def inspect_command(ctx: click.Context, file: Path, as_json: bool) -> None:
         lines.append(f"ours:        serial {ours['serial']}, status {ours.get('status', 'not on record')}")
     lines += [f"next:        {a}" for a in r["advice"]]
     click.echo("\n".join(lines))
-
-
-# -- renewal client -------------------------------------------------------------------------
-@main.command()
-@click.option(
-    "--config",
-    "config_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="TOML file listing the managed certificates.",
-)
-@click.option("--dry-run", is_flag=True, help="Ask and report what is due; change nothing.")
-@click.option(
-    "--lock-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Default: the config file's path with '.lock' appended.",
-)
-@click.option("--wait", is_flag=True, help="Wait for a running renewal instead of exiting.")
-def renew(config_file: Path, dry_run: bool, lock_file: Path | None, wait: bool) -> None:
-    """Renew the managed certificates that are due (for cron): exit 0 when all is well."""
-    from ca_service.renewal.client import load_config, process, run_lock
-
-    managed = load_config(config_file)
-    with run_lock(lock_file or config_file.with_name(config_file.name + ".lock"), wait) as held:
-        if not held:
-            click.echo("another renewal run holds the lock; nothing done", err=True)
-            return
-        outcomes = []
-        bar: Any = (
-            click.progressbar(managed, label="renewing", file=sys.stderr)
-            if len(managed) > 3
-            else nullcontext(managed)
-        )
-        with bar as items:
-            for item in items:
-                outcomes.append(process(item, dry_run=dry_run))
-    for o in outcomes:
-        click.echo(f"{o.name}\t{o.action}\t{o.detail}")
-    failed = [o for o in outcomes if o.action == "failed"]
-    counts = {
-        a: sum(o.action == a for o in outcomes) for a in ("issued", "renewed", "would-renew", "not-due")
-    }
-    summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n)
-    click.echo(f"{len(outcomes)} certificates: {summary or 'nothing to do'}, {len(failed)} failed", err=True)
-    for o in failed:
-        click.echo(f"FAILED {o.name}: {o.detail}", err=True)
-    if failed:
-        sys.exit(1)
 
 
 # -- devices --------------------------------------------------------------------------------

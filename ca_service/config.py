@@ -53,8 +53,17 @@ class Settings:
     # Provisioning: keys made for devices and their one-time download URLs
     download_ttl_seconds: int = 24 * 3600
     download_bind_user_agent: bool = False  # the device's User-Agent must name its MAC
-    renewal_share: float = 2 / 3  # renew once this share of the validity has passed
     issuer_refresh_seconds: int = 2  # how often workers look for an issuer rotation
+    # ACME (RFC 8555) and renewal information (RFC 9773)
+    acme_nonce_seconds: int = 3600
+    acme_order_days: int = 7
+    acme_website: str = ""
+    acme_terms_url: str = ""
+    renewal_window_start: float = 0.667  # share of the lifetime where the earliest window opens
+    renewal_window_spread: float = 0.1  # share of the lifetime over which windows are spread
+    renewal_window_length: float = 0.05  # share of the lifetime a window stays open
+    renewal_retry_after_seconds: int = 21600
+    revoke_superseded_after_hours: int = 0  # 0: never revoke a replaced certificate automatically
     # Web
     max_body_bytes: int = 64 * 1024
     max_import_bytes: int = 8 * 1024 * 1024  # POST /api/v1/device-imports only

@@ -4,7 +4,7 @@ wrapping key."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,6 @@ from ca_service.enrollment.provisioning_xml import document, step_xml
 from ca_service.errors import CAError
 from ca_service.keystore.wrapping import file_wrapping_key
 from ca_service.policy.user_agent import mac_in_user_agent
-from ca_service.renewal.windows import in_renewal_window
 
 
 @pytest.mark.parametrize(
@@ -44,16 +43,6 @@ def test_mac_in_user_agent(agent: str | None, mac: str | None) -> None:
 @given(st.text(max_size=300))
 def test_user_agent_junk_never_raises(agent: str) -> None:
     mac_in_user_agent(agent)
-
-
-def test_renewal_window() -> None:
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    end = start + timedelta(days=300)
-    assert not in_renewal_window(start, end, start + timedelta(days=199))
-    assert in_renewal_window(start, end, start + timedelta(days=200))
-    assert in_renewal_window(start, end, end + timedelta(days=1))
-    assert not in_renewal_window(start, end, start + timedelta(days=149), share=0.5)
-    assert in_renewal_window(start, end, start, share=0)
 
 
 def delivery(url: str) -> Delivery:

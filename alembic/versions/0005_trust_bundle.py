@@ -1,7 +1,7 @@
 """trust_bundle
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 Create Date: 2026-11-28 04:02:29.700039
 """
 
@@ -11,7 +11,7 @@ import ca_service.store.models
 
 
 revision = '0005'
-down_revision = '0001'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -1,1 +1,6 @@
-"""The RFC 8555 ACME front end."""
+"""The RFC 8555 front end under /acme/: JWS, nonces, accounts, orders, authorizations,
+finalize, certificate download, revocation and renewal information (RFC 9773)."""
+
+from ca_service.acme.views import bp
+
+__all__ = ["bp"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from ca_service.api import certificates, devices, issuers, problems, provisioning, public, trust
+from ca_service.api import certificates, devices, issuers, problems, provisioning, public, renewals, trust
 
 
 def register(app: Flask, api: Api) -> None:
@@ -17,6 +17,7 @@ def register(app: Flask, api: Api) -> None:
         provisioning.blp,
         public.blp,
         public.health,
+        renewals.blp,
         trust.blp,
         trust.public,
     ):

@@ -52,7 +52,8 @@ class Certificates(MethodView):
         The CSR's CN must be the device MAC (any common spelling); the certificate carries the
         canonical 12-digit form. Everything else the CSR asks for is ignored: the profile decides.
         """
-        cert = services().enrollment.issue(body["csr"], principal(), body.get("profile"))
+        replaces = parse_serial(body["replaces"]) if body.get("replaces") else None
+        cert = services().enrollment.issue(body["csr"], principal(), body.get("profile"), replaces=replaces)
         return cert, 201, {"Location": f"/api/v1/certificates/{cert.serial}"}
 
     @blp.doc(security=SECURITY)

@@ -27,6 +27,11 @@ class IssueRequestSchema(Schema):
         validate=validate.Length(max=64),
         metadata={"description": "Certificate profile; default 'device'."},
     )
+    replaces = fields.String(
+        load_default=None,
+        validate=validate.Length(max=64),
+        metadata={"description": "Serial of the certificate this one renews (same MAC, not yet replaced)."},
+    )
 
 
 class CertificateSchema(Schema):
@@ -260,3 +265,28 @@ class CompatibilitySchema(Schema):
     missing_purposes = fields.List(fields.String())
     bundle_url = fields.String()
     notes = fields.List(fields.String())
+
+
+class WindowSchema(Schema):
+    start = fields.DateTime()
+    end = fields.DateTime()
+
+
+class RenewalInfoSchema(Schema):
+    serial = fields.String()
+    mac = fields.String()
+    suggestedWindow = fields.Function(
+        lambda i: WindowSchema().dump(i.window), metadata={"description": "RFC 9773 suggested window"}
+    )
+    retry_after = fields.Integer(metadata={"description": "Seconds before asking again."})
+
+
+class DueQuerySchema(Schema):
+    days = fields.Integer(load_default=30, validate=validate.Range(min=0, max=3650))
+
+
+class DueCertificateSchema(Schema):
+    serial = fields.String()
+    mac = fields.String()
+    profile = fields.String()
+    not_after = fields.DateTime()

@@ -38,7 +38,7 @@ from ca_service.errors import CAError, Kind
 from ca_service.policy import check_scope, device_mac
 from ca_service.policy.csr import key_type_of
 from ca_service.policy.user_agent import mac_in_user_agent
-from ca_service.renewal.windows import in_renewal_window
+from ca_service.renewal.windows import WindowShape, suggested_window
 from ca_service.store import audit
 from ca_service.store import certificates as certs
 from ca_service.store import credentials as store
@@ -83,6 +83,7 @@ class Credentials:
         self.enrollment = enrollment
         self.db = enrollment.db
         self.settings = settings
+        self.window_shape = WindowShape.from_settings(settings)
         self._wrapping: WrappingKey | None = None
 
     def wrapping_key(self) -> WrappingKey:
@@ -225,9 +226,10 @@ class Credentials:
             if latest and valid and pending:
                 return self._fresh_urls(latest, principal, mac)
             if latest and cert_row and valid and latest.key_delivered_at is not None:
-                if not in_renewal_window(
-                    cert_row.not_before, cert_row.not_after, now, self.settings.renewal_share
-                ):
+                window = suggested_window(
+                    cert_row.not_before, cert_row.not_after, cert_row.serial, now, shape=self.window_shape
+                )
+                if now < window.start:
                     return None
             expected = latest.id if latest else None
 

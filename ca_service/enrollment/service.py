@@ -82,13 +82,33 @@ class Enrollment:
         )
 
     # -- issuance ---------------------------------------------------------------------------
-    def issue(self, csr: bytes | str, principal: Principal, profile: str | None = None) -> IssuedCertificate:
-        """Issue a device certificate for ``csr`` (PEM or DER) under ``profile``."""
+    def issue(
+        self,
+        csr: bytes | str,
+        principal: Principal,
+        profile: str | None = None,
+        *,
+        replaces: str | None = None,
+        expected_mac: MacAddress | None = None,
+        within: Callable[[Session, str], None] | None = None,
+    ) -> IssuedCertificate:
+        """Issue a device certificate for ``csr`` (PEM or DER) under ``profile``.
+
+        ``replaces`` names the certificate this one renews (RFC 9773 section 5), see
+        :meth:`sign_and_commit`. ``expected_mac`` refuses a CSR whose CN is another device (an
+        ACME order's identifier). ``within(session, serial)`` runs in the issuing transaction.
+        """
         if principal.role is Role.AUDITOR:
             raise CAError(Kind.FORBIDDEN, "Auditor tokens may only read; issuing needs admin or provisioner.")
         chosen = self.settings.profile(profile)
         try:
             facts = check_csr(csr, self.rules)
+            if expected_mac is not None and facts.mac != expected_mac:
+                raise CAError(
+                    Kind.BAD_IDENTIFIER,
+                    f"The CSR's CN is {facts.mac} but this order is for {expected_mac}; "
+                    "the CN must be the order's MAC.",
+                )
             check_scope(principal, facts.mac)
         except CAError as exc:
             ISSUANCE_REFUSED.labels(exc.kind.value).inc()
@@ -97,7 +117,9 @@ class Enrollment:
                 extra={"actor": principal.label, "kind": exc.kind.value, "detail": exc.detail},
             )
             raise
-        return self.sign_and_commit(facts.public_key, facts.key_type, facts.mac, chosen, principal)
+        return self.sign_and_commit(
+            facts.public_key, facts.key_type, facts.mac, chosen, principal, replaces=replaces, also=within
+        )
 
     def sign_and_commit(
         self,
@@ -110,44 +132,48 @@ class Enrollment:
         replaces: str | None = None,
         also: Callable[[Session, str], None] | None = None,
     ) -> IssuedCertificate:
-        """The issuance cycle for a public key that policy has accepted: sign with a fresh serial,
-        commit the row, its audit entry and whatever ``also(session, serial)`` adds in the same
-        transaction, then return. ``replaces`` names the certificate this one supersedes (its
-        ``replaced_by`` is set in the same transaction)."""
+        """The issuance cycle for a public key that policy has accepted (design decision 6):
+        sign with a fresh serial, commit the row, its audit entry and whatever
+        ``also(session, serial)`` adds in one transaction, then return. ``replaces`` must be a
+        certificate of the same MAC in the principal's scope that has no successor yet; the
+        lineage is written in the same transaction. A CAError inside rolls everything back."""
         for _ in range(SERIAL_ATTEMPTS):
             issuer_id, issuer = self.issuers.get().signing()
             serial = random_serial()
             cert = issuer.sign_device_certificate(public_key, mac, profile, serial)
             der = cert.public_bytes(serialization.Encoding.DER)
-            row = dict(
-                serial=serial_text(serial),
-                issuer_id=issuer_id,
-                mac=mac.value,
-                profile=profile.name,
-                key_type=key_type,
-                not_before=cert.not_valid_before_utc,
-                not_after=cert.not_valid_after_utc,
-                status=CertificateStatus.VALID.value,
-                fingerprint_sha256=hashlib.sha256(der).hexdigest(),
-                der=der,
-                replaces=replaces,
-                created_by=principal.label,
-                created_at=utcnow(),
-            )
+            serial_hex = serial_text(serial)
+            created_at = utcnow()
+            fingerprint = hashlib.sha256(der).hexdigest()
             try:
                 with self.db.write() as session:
-                    certs.ensure_device(session, mac.value)
-                    certs.insert_certificate(session, **row)
                     if replaces:
-                        certs.mark_replaced(session, replaces, row["serial"])  # type: ignore[arg-type]
+                        self._replace(session, replaces, serial_hex, mac, principal)
+                    certs.ensure_device(session, mac.value)
+                    certs.insert_certificate(
+                        session,
+                        serial=serial_hex,
+                        issuer_id=issuer_id,
+                        mac=mac.value,
+                        profile=profile.name,
+                        key_type=key_type,
+                        not_before=cert.not_valid_before_utc,
+                        not_after=cert.not_valid_after_utc,
+                        status=CertificateStatus.VALID.value,
+                        fingerprint_sha256=fingerprint,
+                        der=der,
+                        replaces=replaces,
+                        created_by=principal.label,
+                        created_at=created_at,
+                    )
                     if also:
-                        also(session, row["serial"])  # type: ignore[arg-type]
+                        also(session, serial_hex)
                     audit.record(
                         session,
                         actor=principal.label,
                         action="certificate.issue",
                         mac=mac.value,
-                        serial=row["serial"],  # type: ignore[arg-type]
+                        serial=serial_hex,
                         detail={
                             "profile": profile.name,
                             "issuer": issuer.name,
@@ -156,7 +182,7 @@ class Enrollment:
                         },
                     )
             except IntegrityError:
-                log.warning("serial collision, signing again", extra={"serial": row["serial"]})
+                log.warning("serial collision, signing again", extra={"serial": serial_hex})
                 continue
             CERTIFICATES_ISSUED.labels(profile.name, issuer.name).inc()
             log.info(
@@ -164,12 +190,12 @@ class Enrollment:
                 extra={
                     "actor": principal.label,
                     "mac": mac.value,
-                    "serial": row["serial"],
+                    "serial": serial_hex,
                     "issuer": issuer.name,
                 },
             )
             return IssuedCertificate(
-                serial=row["serial"],  # type: ignore[arg-type]
+                serial=serial_hex,
                 mac=mac.value,
                 profile=profile.name,
                 issuer=issuer.name,
@@ -177,13 +203,27 @@ class Enrollment:
                 not_after=cert.not_valid_after_utc,
                 certificate_pem=pem(cert),
                 chain_pem=issuer.chain_pem,
-                fingerprint_sha256=row["fingerprint_sha256"],  # type: ignore[arg-type]
+                fingerprint_sha256=fingerprint,
                 key_type=key_type,
                 replaces=replaces,
                 created_by=principal.label,
-                created_at=row["created_at"],  # type: ignore[arg-type]
+                created_at=created_at,
             )
         raise CAError(Kind.INTERNAL, "Could not allocate a unique serial number.")
+
+    @staticmethod
+    def _replace(session: Session, old: str, new: str, mac: MacAddress, principal: Principal) -> None:
+        """Link ``new`` as the successor of ``old`` (same device, in scope, not replaced yet)."""
+        row = certs.by_serial(session, old)
+        if row is None or not in_scope(principal, MacAddress(row.mac)):
+            raise CAError(Kind.NOT_FOUND, f"No certificate with serial {old} to replace.")
+        if row.mac != mac.value:
+            raise CAError(
+                Kind.FORBIDDEN,
+                f"Certificate {old} belongs to device {row.mac}; a renewal must be for the same MAC.",
+            )
+        if not certs.mark_replaced(session, old, new):
+            raise CAError(Kind.CONFLICT, f"Certificate {old} has already been replaced.")
 
     # -- queries ----------------------------------------------------------------------------
     def view(self, row: CertificateRow) -> IssuedCertificate:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ca_service.store.models import CertificateRow, DeviceRow, utcnow
 
@@ -74,8 +74,6 @@ def search(
     if mac_prefixes is not None:
         if not mac_prefixes:
             return [], 0
-        from sqlalchemy import or_
-
         conditions.append(or_(*(CertificateRow.mac.startswith(p) for p in mac_prefixes)))
     total = session.scalar(select(func.count()).select_from(CertificateRow).where(*conditions)) or 0
     rows = session.scalars(
@@ -88,8 +86,53 @@ def search(
     return list(rows), total
 
 
-def mark_replaced(session: Session, serial: str, replaced_by: str) -> None:
-    """Record that ``serial`` is superseded by ``replaced_by`` (renewal lineage)."""
-    session.execute(
-        update(CertificateRow).where(CertificateRow.serial == serial).values(replaced_by=replaced_by)
+def mark_replaced(session: Session, serial: str, successor: str) -> bool:
+    """Record ``successor`` as the replacement of ``serial``; False when it already has one."""
+    result = session.execute(
+        update(CertificateRow)
+        .where(CertificateRow.serial == serial, CertificateRow.replaced_by.is_(None))
+        .values(replaced_by=successor),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_revoked(session: Session, serial: str, reason: str, at: datetime) -> bool:
+    """valid -> revoked; False when the certificate was already revoked."""
+    result = session.execute(
+        update(CertificateRow)
+        .where(CertificateRow.serial == serial, CertificateRow.status == "valid")
+        .values(status="revoked", revoked_at=at, revocation_reason=reason),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def due(
+    session: Session, before: datetime, now: datetime, mac_prefixes: tuple[str, ...] | None = None
+) -> list[CertificateRow]:
+    """Valid, unexpired certificates that end before ``before`` and have no successor."""
+    conditions = [
+        CertificateRow.status == "valid",
+        CertificateRow.replaced_by.is_(None),
+        CertificateRow.not_after < before,
+        CertificateRow.not_after > now,
+    ]
+    if mac_prefixes is not None:
+        if not mac_prefixes:
+            return []
+        conditions.append(or_(*(CertificateRow.mac.startswith(p) for p in mac_prefixes)))
+    return list(session.scalars(select(CertificateRow).where(*conditions).order_by(CertificateRow.not_after)))
+
+
+def superseded(session: Session, successor_before: datetime) -> list[CertificateRow]:
+    """Valid certificates whose successor was issued before ``successor_before``."""
+    successor = aliased(CertificateRow)
+    return list(
+        session.scalars(
+            select(CertificateRow)
+            .join(successor, successor.serial == CertificateRow.replaced_by)
+            .where(CertificateRow.status == "valid", successor.created_at < successor_before)
+            .order_by(CertificateRow.id)
+        )
     )

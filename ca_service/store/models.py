@@ -240,3 +240,62 @@ class TrustBundleVersionRow(Base):
     digest: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- ACME (RFC 8555) and renewal lineage (issue 5) -------------------------------------------
+class AcmeNonceRow(Base):
+    """An unused ACME nonce (RFC 8555 section 6.5): deleted when used, useless once expired."""
+
+    __tablename__ = "acme_nonces"
+
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class EabKeyRow(Base):
+    """An external account binding key (RFC 8555 section 7.3.4) with the MAC scopes it grants.
+    The HMAC key is stored encrypted (see enrollment.acme) and binds at most one account."""
+
+    __tablename__ = "acme_eab_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    scopes: Mapped[str] = mapped_column(Text)  # comma-separated MAC prefixes
+    hmac_key: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM sealed
+    account_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AcmeAccountRow(Base):
+    """An ACME account: its public key (JWK JSON), thumbprint and the scopes of its EAB key."""
+
+    __tablename__ = "acme_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_thumbprint: Mapped[str] = mapped_column(String(64), unique=True)
+    jwk: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="valid")  # valid | deactivated
+    contact: Mapped[list[str]] = mapped_column(JSON, default=list)
+    eab_id: Mapped[int] = mapped_column(ForeignKey("acme_eab_keys.id"))
+    scopes: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AcmeOrderRow(Base):
+    """An ACME order for one device MAC. Its authorizations are valid from the start (the EAB
+    scope authorizes the MAC), so they are not stored apart: authz URLs index its identifiers."""
+
+    __tablename__ = "acme_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("acme_accounts.id"), index=True)
+    mac: Mapped[str] = mapped_column(String(12))
+    identifiers: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    profile: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # ready | valid | invalid
+    replaces: Mapped[str | None] = mapped_column(String(100))  # RFC 9773 certID
+    serial: Mapped[str | None] = mapped_column(String(42), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

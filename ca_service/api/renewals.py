@@ -1,0 +1,46 @@
+"""/api/v1 renewal information (RFC 9773 windows over REST) and the report of renewals due."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ca_service.api.auth import ANY_ROLE, SECURITY, principal, require, services
+from ca_service.api.schemas import DueCertificateSchema, DueQuerySchema, ProblemSchema, RenewalInfoSchema
+from ca_service.authority import parse_serial
+from ca_service.domain import Role
+
+blp = Blueprint("renewals", __name__, url_prefix="/api/v1", description="Renewal windows and lineage")
+
+
+@blp.route("/certificates/<string:serial>/renewal-info")
+class RenewalInfo(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, RenewalInfoSchema)
+    @blp.alt_response(
+        404, schema=ProblemSchema, description="Unknown serial", content_type="application/problem+json"
+    )
+    @require(*ANY_ROLE)
+    def get(self, serial: str) -> Any:
+        """When to renew this certificate: the same suggested window ACME's renewalInfo gives,
+        moved to now when it is revoked or its issuer is retiring. Honour ``Retry-After``."""
+        canonical = parse_serial(serial)
+        services().enrollment.certificate(canonical, principal())  # scope check, 404 outside
+        info = services().renewals.for_serial(canonical)
+        return info, 200, {"Retry-After": str(info.retry_after)}
+
+
+@blp.route("/renewals/due")
+class Due(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(DueQuerySchema, location="query")
+    @blp.response(200, DueCertificateSchema(many=True))
+    @require(*ANY_ROLE)
+    def get(self, query: dict[str, Any]) -> Any | Response:
+        """Valid certificates that expire within ``days`` and have no successor, soonest first."""
+        who = principal()
+        scopes = who.scopes if who.role is Role.PROVISIONER else None
+        return services().renewals.due(query["days"], scopes)

@@ -1,0 +1,461 @@
+"""The ACME registration authority (RFC 8555): nonces, EAB keys, accounts, orders, finalize,
+revocation. The web layer (``ca_service.acme``) verifies JWS and speaks HTTP; this module decides
+and stores. A refusal is a CAError whose ``extra["acme"]`` names the RFC 8555 section 6.7 type
+when the kind alone does not say it.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy.orm import Session
+
+from ca_service.authority import serial_text
+from ca_service.authority.certid import parse_cert_id
+from ca_service.config import Settings
+from ca_service.domain import IssuedCertificate, MacAddress, Principal, Role
+from ca_service.enrollment.service import Enrollment
+from ca_service.errors import CAError, Kind
+from ca_service.keystore.sealing import seal, unseal
+from ca_service.policy import device_mac, in_scope
+from ca_service.policy.scope import normalize_scope
+from ca_service.store import Database, audit
+from ca_service.store import acme as store
+from ca_service.store import certificates as certs
+from ca_service.store.models import AcmeAccountRow, AcmeOrderRow, utcnow
+
+IDENTIFIER_TYPES = ("permanent-identifier", "dns")
+EAB_PURPOSE = "acme-eab"
+# RFC 5280 section 5.3.1 reason codes an ACME client may give (7 is unused).
+REASONS = {
+    0: "unspecified",
+    1: "keyCompromise",
+    2: "cACompromise",
+    3: "affiliationChanged",
+    4: "superseded",
+    5: "cessationOfOperation",
+    6: "certificateHold",
+    8: "removeFromCRL",
+    9: "privilegeWithdrawn",
+    10: "aACompromise",
+}
+
+
+@dataclass(frozen=True)
+class EabKey:
+    id: int
+    kid: str
+    hmac_key: bytes
+    bound: bool
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    status: str
+    contact: list[str]
+    scopes: tuple[str, ...]
+    jwk: dict[str, Any]
+
+    @property
+    def principal(self) -> Principal:
+        """An ACME account acts like a provisioner scoped to its EAB key's MAC prefixes."""
+        return Principal(name=f"acme-account-{self.id}", role=Role.PROVISIONER, scopes=self.scopes)
+
+
+@dataclass(frozen=True)
+class Order:
+    token: str
+    account_id: int
+    status: str
+    mac: str
+    identifiers: list[dict[str, str]]
+    profile: str
+    expires_at: datetime
+    replaces: str | None
+    serial: str | None
+
+
+def _account(row: AcmeAccountRow) -> Account:
+    return Account(
+        row.id,
+        row.status,
+        list(row.contact or []),
+        tuple(s for s in row.scopes.split(",") if s),
+        json.loads(row.jwk),
+    )
+
+
+def _order(row: AcmeOrderRow, now: datetime) -> Order:
+    status = "invalid" if row.status == "ready" and row.expires_at <= now else row.status
+    return Order(
+        row.token,
+        row.account_id,
+        status,
+        row.mac,
+        list(row.identifiers),
+        row.profile,
+        row.expires_at,
+        row.replaces,
+        row.serial,
+    )
+
+
+def _acme(kind: Kind, detail: str, acme_type: str, **extra: object) -> CAError:
+    return CAError(kind, detail, acme=acme_type, **extra)
+
+
+class AcmeAuthority:
+    """ACME state on behalf of the web layer; every change is audited in its transaction."""
+
+    def __init__(self, db: Database, enrollment: Enrollment, settings: Settings) -> None:
+        self.db = db
+        self.enrollment = enrollment
+        self.settings = settings
+
+    # -- nonces (section 6.5) ---------------------------------------------------------------
+    def new_nonce(self, session: Session | None = None) -> str:
+        value = secrets.token_urlsafe(16)
+        expires = utcnow() + timedelta(seconds=self.settings.acme_nonce_seconds)
+        if session is not None:
+            store.add_nonce(session, value, expires)
+            return value
+        with self.db.write() as s:
+            store.add_nonce(s, value, expires)
+            if secrets.randbelow(64) == 0:
+                store.purge_nonces(s, utcnow())
+        return value
+
+    def use_nonce(self, presented: str, account_id: int | None = None) -> tuple[bool, str, Account | None]:
+        """Consume ``presented``, mint the next nonce and load the signing account, in one
+        transaction (one round trip per request): (was the nonce good, next nonce, account)."""
+        with self.db.write() as session:
+            ok = bool(presented) and len(presented) <= 64 and store.use_nonce(session, presented, utcnow())
+            row = store.account(session, account_id) if account_id is not None else None
+            return ok, self.new_nonce(session), _account(row) if row else None
+
+    # -- external account binding keys (section 7.3.4) --------------------------------------
+    def create_eab(self, name: str, scopes: tuple[str, ...], actor: str = "cli") -> tuple[str, str]:
+        """A new EAB key for ``scopes``: returns (kid, base64url HMAC key). Shown once."""
+        if not name or len(name) > 128:
+            raise CAError(Kind.MALFORMED, "An EAB key name is 1 to 128 characters.")
+        clean = tuple(normalize_scope(s) for s in scopes)
+        if not clean:
+            raise CAError(
+                Kind.MALFORMED, "An EAB key needs at least one --scope (a MAC prefix such as 7C2F80)."
+            )
+        kid = "eab-" + secrets.token_urlsafe(12)
+        key = secrets.token_bytes(32)
+        with self.db.write() as session:
+            if store.eab_by_name(session, name) is not None:
+                raise CAError(Kind.CONFLICT, f"An EAB key named '{name}' already exists.")
+            store.add_eab(
+                session,
+                kid=kid,
+                name=name,
+                scopes=",".join(clean),
+                hmac_key=seal(self.settings, key, EAB_PURPOSE),
+                created_at=utcnow(),
+            )
+            audit.record(
+                session,
+                actor=actor,
+                action="acme.eab.create",
+                detail={"name": name, "kid": kid, "scopes": list(clean)},
+            )
+        return kid, base64.urlsafe_b64encode(key).rstrip(b"=").decode()
+
+    def eab_key(self, kid: str) -> EabKey:
+        with self.db.read() as session:
+            row = store.eab_by_kid(session, kid[:64]) if isinstance(kid, str) else None
+            if row is None:
+                raise _acme(
+                    Kind.UNAUTHORIZED, "The external account binding key id is unknown.", "unauthorized"
+                )
+            return EabKey(
+                row.id, row.kid, unseal(self.settings, row.hmac_key, EAB_PURPOSE), row.account_id is not None
+            )
+
+    # -- accounts (section 7.3) -------------------------------------------------------------
+    def account_by_thumbprint(self, thumbprint: str) -> Account | None:
+        with self.db.read() as session:
+            row = store.account_by_thumbprint(session, thumbprint)
+            return _account(row) if row else None
+
+    def new_account(self, jwk: dict[str, Any], thumbprint: str, eab: EabKey, contact: list[str]) -> Account:
+        """Create the account bound to ``eab`` (whose HMAC the web layer verified)."""
+        with self.db.write() as session:
+            key = store.eab_by_kid(session, eab.kid)
+            assert key is not None
+            row = store.add_account(
+                session,
+                key_thumbprint=thumbprint,
+                jwk=json.dumps(jwk, sort_keys=True),
+                status="valid",
+                contact=contact,
+                eab_id=key.id,
+                scopes=key.scopes,
+                created_at=utcnow(),
+            )
+            if not store.bind_eab(session, key.id, row.id):
+                raise _acme(
+                    Kind.UNAUTHORIZED,
+                    "This external account binding key is already bound to another account.",
+                    "unauthorized",
+                )
+            audit.record(
+                session,
+                actor=f"acme-account-{row.id}",
+                action="acme.account.create",
+                detail={"kid": eab.kid, "thumbprint": thumbprint},
+            )
+            return _account(row)
+
+    def update_account(self, account: Account, contact: list[str] | None, deactivate: bool) -> Account:
+        with self.db.write() as session:
+            row = store.account(session, account.id)
+            assert row is not None
+            if contact is not None:
+                row.contact = contact
+            if deactivate:
+                row.status = "deactivated"
+            audit.record(
+                session,
+                actor=account.principal.label,
+                action="acme.account.deactivate" if deactivate else "acme.account.update",
+            )
+            return _account(row)
+
+    def change_key(self, account: Account, jwk: dict[str, Any], thumbprint: str) -> Account:
+        """Section 7.3.5: the new key must not belong to another account."""
+        with self.db.write() as session:
+            other = store.account_by_thumbprint(session, thumbprint)
+            if other is not None:
+                raise _acme(
+                    Kind.CONFLICT, "The new key already belongs to an account.", "conflict", account=other.id
+                )
+            row = store.account(session, account.id)
+            assert row is not None
+            row.jwk, row.key_thumbprint = json.dumps(jwk, sort_keys=True), thumbprint
+            audit.record(
+                session,
+                actor=account.principal.label,
+                action="acme.account.key-change",
+                detail={"thumbprint": thumbprint},
+            )
+            return _account(row)
+
+    # -- orders (section 7.4) ---------------------------------------------------------------
+    def _identifier_mac(self, account: Account, ident: object) -> MacAddress:
+        if not isinstance(ident, dict) or not isinstance(ident.get("value"), str):
+            raise _acme(Kind.MALFORMED, "An identifier is an object with 'type' and 'value'.", "malformed")
+        if ident.get("type") not in IDENTIFIER_TYPES:
+            raise _acme(
+                Kind.BAD_IDENTIFIER,
+                "Only 'permanent-identifier' and 'dns' identifiers whose value is a device MAC "
+                "are supported.",
+                "unsupportedIdentifier",
+            )
+        try:
+            mac = device_mac(ident["value"], self.settings.oui_allowlist)
+        except CAError as exc:
+            raise _acme(Kind.BAD_IDENTIFIER, exc.detail, "rejectedIdentifier") from exc
+        if not in_scope(account.principal, mac):
+            raise _acme(
+                Kind.FORBIDDEN,
+                f"{mac} is outside the scope of this account's external account binding "
+                f"({', '.join(account.scopes)}).",
+                "rejectedIdentifier",
+            )
+        return mac
+
+    def new_order(
+        self, account: Account, identifiers: object, profile: object = None, replaces: object = None
+    ) -> Order:
+        """One device per order: every identifier must name the same MAC within the account's
+        EAB scope; the authorizations are then valid at once and the order is ``ready``."""
+        if not isinstance(identifiers, list) or not 1 <= len(identifiers) <= 4:
+            raise _acme(Kind.MALFORMED, "An order lists 1 to 4 identifiers of one device.", "malformed")
+        macs, subproblems = [], []
+        for ident in identifiers:
+            try:
+                macs.append(self._identifier_mac(account, ident))
+            except CAError as exc:
+                subproblems.append({"type": exc.extra["acme"], "detail": exc.detail, "identifier": ident})
+        if subproblems:
+            first = subproblems[0]
+            raise _acme(
+                Kind.BAD_IDENTIFIER, str(first["detail"]), str(first["type"]), subproblems=subproblems
+            )
+        if len(set(macs)) != 1:
+            raise _acme(
+                Kind.BAD_IDENTIFIER,
+                "All identifiers of an order must name the same device MAC; "
+                "order one certificate per device.",
+                "rejectedIdentifier",
+            )
+        mac = macs[0]
+        if profile not in (None, "") and not isinstance(profile, str):
+            raise _acme(Kind.MALFORMED, "'profile' is a string.", "malformed")
+        try:
+            chosen = self.settings.profile(profile or None)
+        except CAError as exc:
+            raise _acme(Kind.MALFORMED, exc.detail, "invalidProfile") from exc
+        if replaces is not None:
+            self._check_replaces(account, mac, replaces)
+        now = utcnow()
+        clean = [{"type": str(i["type"]), "value": str(i["value"])} for i in identifiers]  # type: ignore[index]
+        with self.db.write() as session:
+            row = store.add_order(
+                session,
+                token=secrets.token_urlsafe(16),
+                account_id=account.id,
+                mac=mac.value,
+                identifiers=clean,
+                profile=chosen.name,
+                status="ready",
+                replaces=replaces,
+                expires_at=now + timedelta(days=self.settings.acme_order_days),
+                created_at=now,
+            )
+            audit.record(
+                session,
+                actor=account.principal.label,
+                action="acme.order.create",
+                mac=mac.value,
+                detail={"order": row.token, "profile": chosen.name, "replaces": replaces},
+            )
+            return _order(row, now)
+
+    def _check_replaces(self, account: Account, mac: MacAddress, replaces: object) -> None:
+        """RFC 9773 section 5: the replaced certificate is this account's, for the same device,
+        and not replaced yet (checked again atomically at finalize)."""
+        if not isinstance(replaces, str):
+            raise _acme(Kind.MALFORMED, "'replaces' is a certID string.", "malformed")
+        _, serial = parse_cert_id(replaces)
+        with self.db.read() as session:
+            row = certs.by_serial(session, serial)
+            origin = store.order_of_certificate(session, serial)
+            if row is None or origin is None or origin.account_id != account.id:
+                raise _acme(
+                    Kind.FORBIDDEN,
+                    "'replaces' must name a certificate issued to this account.",
+                    "unauthorized",
+                )
+            if row.mac != mac.value:
+                raise _acme(
+                    Kind.BAD_IDENTIFIER,
+                    f"The replaced certificate is for {row.mac}, not for this order's {mac}.",
+                    "malformed",
+                )
+            if row.replaced_by is not None:
+                raise _acme(
+                    Kind.CONFLICT, f"Certificate {serial} has already been replaced.", "alreadyReplaced"
+                )
+
+    def order(self, account: Account, token: str) -> Order:
+        with self.db.read() as session:
+            row = store.order(session, token[:32])
+            if row is None or row.account_id != account.id:
+                raise _acme(Kind.NOT_FOUND, "No such order for this account.", "malformed")
+            return _order(row, utcnow())
+
+    def orders(self, account: Account) -> list[str]:
+        with self.db.read() as session:
+            return [r.token for r in store.orders_of(session, account.id)]
+
+    def finalize(self, account: Account, token: str, csr_der: bytes) -> Order:
+        """Section 7.4: issue through :meth:`Enrollment.issue` (same policy and profile as REST);
+        the order becomes valid in the issuing transaction."""
+        order = self.order(account, token)
+        if order.status != "ready":
+            raise _acme(Kind.CONFLICT, f"The order is {order.status}, not ready.", "orderNotReady")
+
+        def complete(session: Session, serial: str) -> None:
+            row = store.order(session, token)
+            if row is None or not store.complete_order(session, row.id, serial):
+                raise _acme(Kind.CONFLICT, "The order was finalized meanwhile.", "orderNotReady")
+
+        try:
+            cert = self.enrollment.issue(
+                csr_der,
+                account.principal,
+                order.profile,
+                replaces=parse_cert_id(order.replaces)[1] if order.replaces else None,
+                expected_mac=MacAddress(order.mac),
+                within=complete,
+            )
+        except CAError as exc:
+            if "acme" in exc.extra:
+                raise
+            if exc.kind is Kind.CONFLICT:
+                raise _acme(exc.kind, exc.detail, "alreadyReplaced") from exc
+            if exc.kind in (Kind.BAD_CSR, Kind.BAD_KEY, Kind.BAD_SIGNATURE_ALGORITHM, Kind.BAD_IDENTIFIER):
+                raise _acme(exc.kind, exc.detail, "badCSR") from exc
+            raise
+        return dataclasses.replace(order, status="valid", serial=cert.serial)
+
+    def certificate(self, account: Account, serial: str) -> IssuedCertificate:
+        with self.db.read() as session:
+            origin = store.order_of_certificate(session, serial[:42])
+            row = certs.by_serial(session, serial[:42])
+            if origin is None or origin.account_id != account.id or row is None:
+                raise _acme(Kind.NOT_FOUND, "No such certificate for this account.", "malformed")
+            return self.enrollment.view(row)
+
+    # -- revocation (section 7.6) -----------------------------------------------------------
+    def revoke(
+        self,
+        cert_der: bytes,
+        reason: int,
+        account: Account | None,
+        jwk_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | None = None,
+    ) -> str:
+        """Revoke by the issuing account (or any account whose EAB scope covers the MAC), or by a
+        request signed with the certificate's own key (``jwk_key`` is that public key)."""
+        if reason not in REASONS:
+            raise _acme(
+                Kind.MALFORMED,
+                f"Reason code {reason} is not allowed; use one of {sorted(REASONS)}.",
+                "badRevocationReason",
+            )
+        try:
+            cert = x509.load_der_x509_certificate(cert_der)
+        except ValueError as exc:
+            raise _acme(Kind.MALFORMED, "The certificate is not DER.", "malformed") from exc
+        serial = serial_text(cert.serial_number)
+        with self.db.write() as session:
+            row = certs.by_serial(session, serial)
+            if row is None or row.der != cert_der:
+                raise _acme(Kind.NOT_FOUND, "This certificate was not issued by this CA.", "malformed")
+            if account is not None:
+                allowed = in_scope(account.principal, MacAddress(row.mac))
+                actor = account.principal.label
+            else:
+                spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                allowed = jwk_key is not None and cert.public_key().public_bytes(
+                    *spki
+                ) == jwk_key.public_bytes(*spki)
+                actor = f"certificate-key:{serial}"
+            if not allowed:
+                raise _acme(Kind.FORBIDDEN, "This account may not revoke this certificate.", "unauthorized")
+            if not certs.mark_revoked(session, serial, REASONS[reason], utcnow()):
+                raise _acme(Kind.CONFLICT, "The certificate is already revoked.", "alreadyRevoked")
+            audit.record(
+                session,
+                actor=actor,
+                action="certificate.revoke",
+                mac=row.mac,
+                serial=serial,
+                detail={"reason": REASONS[reason], "via": "acme"},
+            )
+        return serial

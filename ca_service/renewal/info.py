@@ -1,0 +1,108 @@
+"""Renewal information (RFC 9773) and the lineage report, read from the certificate store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+
+from ca_service.authority.certid import parse_cert_id
+from ca_service.config import Settings
+from ca_service.errors import CAError, Kind
+from ca_service.renewal.windows import Window, WindowShape, suggested_window
+from ca_service.store import Database, audit, issuers
+from ca_service.store import certificates as certs
+from ca_service.store.models import CertificateRow, utcnow
+
+RETIRING_STATES = ("retiring", "retired")
+
+
+@dataclass(frozen=True)
+class RenewalInfo:
+    serial: str
+    mac: str
+    window: Window
+    retry_after: int  # seconds
+
+
+@dataclass(frozen=True)
+class DueCertificate:
+    serial: str
+    mac: str
+    not_after: datetime
+    profile: str
+
+
+class Renewals:
+    """Suggested renewal windows and the report of certificates due for renewal."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.shape = WindowShape.from_settings(settings)
+
+    def _info(self, row: CertificateRow, now: datetime, retiring: bool) -> RenewalInfo:
+        window = suggested_window(
+            row.not_before,
+            row.not_after,
+            row.serial,
+            now,
+            revoked=row.status == "revoked",
+            issuer_retiring=retiring,
+            shape=self.shape,
+        )
+        retry = self.settings.renewal_retry_after_seconds
+        if window.urgent:
+            retry = min(retry, 3600)
+        return RenewalInfo(row.serial, row.mac, window, retry)
+
+    def for_serial(self, serial: str, aki: bytes | None = None) -> RenewalInfo:
+        """The renewal information of one certificate; with ``aki`` (from a certID) the
+        certificate's authority key identifier must match too."""
+        with self.db.read() as session:
+            row = certs.by_serial(session, serial)
+            if row is not None and aki is not None:
+                ext = x509.load_der_x509_certificate(row.der).extensions
+                found = ext.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+                row = row if found == aki else None
+            if row is None:
+                raise CAError(Kind.NOT_FOUND, f"No certificate with serial {serial} from this CA.")
+            issuer = issuers.by_id(session, row.issuer_id)
+            retiring = issuer is not None and issuer.state in RETIRING_STATES
+            return self._info(row, utcnow(), retiring)
+
+    def for_cert_id(self, cert_id: str) -> RenewalInfo:
+        aki, serial = parse_cert_id(cert_id)
+        return self.for_serial(serial, aki)
+
+    def revoke_superseded(self, actor: str = "system:renewal") -> list[str]:
+        """Revoke (reason superseded) valid certificates whose successor is older than
+        ``revoke_superseded_after_hours``; does nothing when that setting is 0 (the default)."""
+        hours = self.settings.revoke_superseded_after_hours
+        if hours <= 0:
+            return []
+        now = utcnow()
+        revoked = []
+        with self.db.write() as session:
+            for row in certs.superseded(session, now - timedelta(hours=hours)):
+                if certs.mark_revoked(session, row.serial, "superseded", now):
+                    audit.record(
+                        session,
+                        actor=actor,
+                        action="certificate.revoke",
+                        mac=row.mac,
+                        serial=row.serial,
+                        detail={"reason": "superseded", "replaced_by": row.replaced_by, "grace_hours": hours},
+                    )
+                    revoked.append(row.serial)
+        return revoked
+
+    def due(self, days: int, mac_prefixes: tuple[str, ...] | None = None) -> list[DueCertificate]:
+        """Valid certificates that expire within ``days`` and have no successor, soonest first."""
+        if not 0 <= days <= 3650:
+            raise CAError(Kind.MALFORMED, "days must be between 0 and 3650.")
+        now = utcnow()
+        with self.db.read() as session:
+            rows = certs.due(session, now + timedelta(days=days), now, mac_prefixes)
+            return [DueCertificate(r.serial, r.mac, r.not_after, r.profile) for r in rows]
