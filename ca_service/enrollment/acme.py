@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from ca_service.authority import serial_text
 from ca_service.authority.certid import parse_cert_id
+from ca_service.authority.keys import file_wrapping_key
 from ca_service.config import Settings
 from ca_service.domain import IssuedCertificate, MacAddress, Principal, Role
 from ca_service.enrollment.service import Enrollment
 from ca_service.errors import CAError, Kind
-from ca_service.keystore.sealing import seal, unseal
 from ca_service.policy import device_mac, in_scope
 from ca_service.policy.scope import normalize_scope
 from ca_service.store import Database, audit
@@ -34,7 +34,7 @@ from ca_service.store import certificates as certs
 from ca_service.store.models import AcmeAccountRow, AcmeOrderRow, utcnow
 
 IDENTIFIER_TYPES = ("permanent-identifier", "dns")
-EAB_PURPOSE = "acme-eab"
+EAB_PURPOSE = b"acme-eab"  # associated data of the wrapped EAB HMAC keys
 # RFC 5280 section 5.3.1 reason codes an ACME client may give (7 is unused).
 REASONS = {
     0: "unspecified",
@@ -163,7 +163,7 @@ class AcmeAuthority:
                 kid=kid,
                 name=name,
                 scopes=",".join(clean),
-                hmac_key=seal(self.settings, key, EAB_PURPOSE),
+                hmac_key=file_wrapping_key(self.settings).wrap(key, EAB_PURPOSE),
                 created_at=utcnow(),
             )
             audit.record(
@@ -182,7 +182,10 @@ class AcmeAuthority:
                     Kind.UNAUTHORIZED, "The external account binding key id is unknown.", "unauthorized"
                 )
             return EabKey(
-                row.id, row.kid, unseal(self.settings, row.hmac_key, EAB_PURPOSE), row.account_id is not None
+                row.id,
+                row.kid,
+                file_wrapping_key(self.settings).unwrap(row.hmac_key, EAB_PURPOSE),
+                row.account_id is not None,
             )
 
     # -- accounts (section 7.3) -------------------------------------------------------------

@@ -84,14 +84,10 @@ class Credentials:
         self.db = enrollment.db
         self.settings = settings
         self.window_shape = WindowShape.from_settings(settings)
-        self._wrapping: WrappingKey | None = None
 
     def wrapping_key(self) -> WrappingKey:
-        """The wrapping key, loaded once per process (its scrypt unsealing is deliberately slow).
-        Only the file key store has one so far."""
-        if self._wrapping is None:
-            self._wrapping = file_wrapping_key(self.settings)
-        return self._wrapping
+        """The key store's wrapping key (only the file key store has one so far)."""
+        return file_wrapping_key(self.settings)
 
     # -- making credentials -----------------------------------------------------------------
     def _authorize(self, mac_text: str, principal: Principal, action: str) -> MacAddress:

@@ -1,4 +1,5 @@
-"""The key-wrapping key of the ``file:`` key store: encrypts device private keys at rest.
+"""The key-wrapping key of the ``file:`` key store: encrypts secrets the service must read back
+(device private keys, ACME EAB HMAC keys) at rest.
 
 A random 256-bit key, made once at ``<home>/keys/wrapping.key`` (mode 0600). The file itself is
 sealed like the other file keys: AES-256-GCM under a key derived with scrypt (RFC 7914) from the
@@ -9,6 +10,7 @@ yield it. A PKCS#11 wrapping key (an AES key inside the HSM) is not implemented 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
@@ -46,7 +48,9 @@ class WrappingKey:
         try:
             return AESGCM(self.key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], context)
         except (InvalidTag, ValueError) as exc:
-            raise CAError(Kind.INTERNAL, "A stored device key does not open with the wrapping key.") from exc
+            raise CAError(
+                Kind.INTERNAL, "A stored secret does not open with the wrapping key (wrong row or key)."
+            ) from exc
 
 
 def _kdf(passphrase: bytes, salt: bytes) -> bytes:
@@ -67,9 +71,13 @@ def _create_once(path: Path, data: bytes) -> None:
 
 
 def file_wrapping_key(settings: Settings) -> WrappingKey:
-    """Load the file store's wrapping key, creating it on first use."""
-    path = settings.keys_dir / "wrapping.key"
-    passphrase = FileKeyStore(settings).passphrase()
+    """The file store's wrapping key, created on first use and loaded once per process (its
+    scrypt unsealing is deliberately slow)."""
+    return _load(settings.keys_dir / "wrapping.key", FileKeyStore(settings).passphrase())
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, passphrase: bytes) -> WrappingKey:
     if not path.exists():
         key, salt, nonce = (
             secrets.token_bytes(KEY_BYTES),
