@@ -17,6 +17,7 @@ from ca_service.config import Settings, load_settings
 from ca_service.enrollment import Enrollment
 from ca_service.enrollment.ca_setup import issuer_records
 from ca_service.errors import CAError
+from ca_service.revocation import OcspResponder, Publisher, Revocation
 from ca_service.store import Database
 
 __version__ = "0.1.0"
@@ -30,6 +31,9 @@ class Services:
     db: Database
     issuers: IssuerCache
     enrollment: Enrollment
+    revocation: Revocation
+    ocsp: OcspResponder
+    publisher: Publisher
 
     def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -47,13 +51,26 @@ class Services:
         except Exception:  # a key store fault of any kind makes us not ready
             self.issuers.invalidate()
             checks["keystore"] = "The issuing key cannot sign."
+        try:
+            checks["crl"] = self.revocation.health_check()
+        except CAError as exc:
+            checks["crl"] = exc.detail
         return checks
 
 
 def build_services(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
     issuers = IssuerCache(lambda: IssuerSet.load(issuer_records(db), settings))
-    return Services(settings, db, issuers, Enrollment(db, issuers, settings))
+    revocation = Revocation(db, issuers, settings)
+    return Services(
+        settings,
+        db,
+        issuers,
+        Enrollment(db, issuers, settings),
+        revocation,
+        OcspResponder(db, issuers, settings),
+        Publisher(revocation),
+    )
 
 
 def create_app(settings: Settings | None = None) -> Flask:

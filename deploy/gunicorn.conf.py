@@ -37,3 +37,10 @@ if os.environ.get("CA_SERVICE_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
     )
 errorlog = "-"
 loglevel = os.environ.get("CA_SERVICE_LOG_LEVEL", "info").lower()
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """Each worker runs a CRL publisher thread; the database lease picks who regenerates."""
+    services = worker.wsgi.extensions.get("ca_service")
+    if services is not None:
+        services.publisher.start()

@@ -92,6 +92,11 @@ class Issuer:
             public.verify(signature, message, padding.PKCS1v15(), self.hash)  # type: ignore[call-arg, union-attr]
 
     @property
+    def aki(self) -> x509.AuthorityKeyIdentifier:
+        """The authority key identifier of what this issuer signs (certificates and CRLs)."""
+        return self._aki
+
+    @property
     def crl_url(self) -> str:
         return f"{self.public_url.rstrip('/')}/crl/{self.name}.crl"
 

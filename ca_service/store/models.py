@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -145,3 +146,28 @@ class AuditRow(Base):
     mac: Mapped[str | None] = mapped_column(String(12), index=True)
     serial: Mapped[str | None] = mapped_column(String(42))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# -- revocation (issue 4): one row per issuer holding its published CRL -----------------------
+class CrlRow(Base):
+    """The published CRL of one issuer and the counters that keep workers and hosts in step.
+
+    ``number`` is the last CRL number handed out (``UPDATE ... SET number = number + 1``, so the
+    database makes it strictly increasing); ``revision`` counts revocations and ``built_revision``
+    says which of them the stored CRL contains. The lease columns elect the one worker that
+    regenerates.
+    """
+
+    __tablename__ = "crls"
+
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, default=0)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    built_revision: Mapped[int] = mapped_column(BigInteger, default=-1)
+    published_number: Mapped[int | None] = mapped_column(BigInteger)
+    der: Mapped[bytes | None] = mapped_column(LargeBinary)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    this_update: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_update: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
