@@ -229,6 +229,51 @@ def issue(ctx: click.Context, csr_file: Path, out: Path, chain_out: Path | None,
     click.echo(f"issued {cert.serial} for {cert.mac}, valid until {cert.not_after:%Y-%m-%d}", err=True)
 
 
+# -- revocation -----------------------------------------------------------------------------
+@main.command()
+@click.argument("serial")
+@click.option(
+    "--reason",
+    required=True,
+    help="RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded, "
+    "cessationOfOperation, privilegeWithdrawn.",
+)
+@click.option("--invalidity-date", type=click.DateTime(), default=None, help="UTC, e.g. 2026-11-01T00:00:00.")
+@click.option("--publish", is_flag=True, help="Regenerate the CRL now instead of leaving it to the service.")
+@click.pass_context
+def revoke(ctx: click.Context, serial: str, reason: str, invalidity_date: Any, publish: bool) -> None:
+    """Revoke a certificate by serial (hex, as openssl prints it), through the API's code path."""
+    from datetime import UTC
+
+    from ca_service.domain import Principal, Role
+
+    services = _services(_settings(ctx))
+    actor = Principal(name=f"cli:{os.environ.get('USER', 'root')}", role=Role.ADMIN)
+    when = invalidity_date.replace(tzinfo=UTC) if invalidity_date else None
+    done = services.revocation.revoke(serial, reason, when, actor)
+    click.echo(f"revoked {done.serial} ({done.mac}) for {done.reason}", err=True)
+    if publish:
+        services.revocation.publish_due()
+        click.echo("CRL regenerated", err=True)
+
+
+@main.group()
+def crl() -> None:
+    """CRLs."""
+
+
+@crl.command("publish")
+@click.option("--force", is_flag=True, help="Regenerate even CRLs that are up to date.")
+@click.pass_context
+def crl_publish(ctx: click.Context, force: bool) -> None:
+    """Regenerate due CRLs now (the service does it on its own; for cron or after a restore)."""
+    services = _services(_settings(ctx))
+    if services.revocation.publish_due(force=force):
+        click.echo("another worker holds a CRL lease; it will publish", err=True)
+    for h in services.revocation.health():
+        click.echo(f"{h.issuer}\tnumber {h.number}\t{h.entries} entries\tnext update {h.next_update}")
+
+
 # -- serving --------------------------------------------------------------------------------
 def ensure_initialized(settings: Settings) -> Path | None:
     """On an empty home: migrate, create a development CA and an admin token file (0600).

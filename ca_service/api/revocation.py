@@ -93,7 +93,7 @@ def crl_file(name: str, fmt: str) -> Response:
         published = svc.revocation.published(name)
     except CAError as exc:
         if exc.kind is Kind.UNAVAILABLE:
-            svc.publisher.start()
+            svc.publisher.poke()
         raise
     body = published.der if fmt == "crl" else published.pem
     response = Response(body, mimetype=PKIX_CRL if fmt == "crl" else "application/x-pem-file")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import OCSPExtensionOID
 
 from ca_service.authority import serial_text
 from ca_service.authority.ocsp import cert_id_keys, sign_response, unsuccessful
@@ -80,7 +81,7 @@ class OcspResponder:
             )
         else:
             cert_status, revoked_at, reason = ocsp.OCSPCertStatus.GOOD, None, None
-        has_nonce = any(e.oid == ocsp.OCSPExtensionOID.NONCE for e in request.extensions)
+        has_nonce = any(e.oid == OCSPExtensionOID.NONCE for e in request.extensions)
         key = (
             issuer_id,
             request.hash_algorithm.name,

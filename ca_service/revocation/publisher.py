@@ -26,7 +26,7 @@ class Publisher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        revocation.on_revoke.append(self._wake.set)
+        revocation.on_revoke.append(self.poke)
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -34,6 +34,10 @@ class Publisher:
             self._wake.set()  # publish at start if due
             self._thread = threading.Thread(target=self._run, name="crl-publisher", daemon=True)
             self._thread.start()
+
+    def poke(self) -> None:
+        """Ask the thread (if this worker runs one) to look for due CRLs now."""
+        self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()

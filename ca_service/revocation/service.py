@@ -200,7 +200,7 @@ class Revocation:
         if state.built_revision < state.revision:  # type: ignore[attr-defined]
             return True
         refresh = timedelta(seconds=self.settings.crl_refresh_seconds)
-        return bool(state.this_update + refresh <= now)  # type: ignore[attr-defined]
+        return bool(min(state.this_update + refresh, state.next_update) <= now)  # type: ignore[attr-defined]
 
     def regenerate(self, issuer_id: int) -> int:
         """Build, sign and store the full CRL of one issuer; returns its CRL number. The caller
@@ -289,4 +289,7 @@ class Revocation:
             for h in self.health()
             if h.stale(now)
         ]
-        return "ok" if not problems else "; ".join(problems).capitalize() + "."
+        if not problems:
+            return "ok"
+        text = "; ".join(problems)
+        return text[0].upper() + text[1:] + "."
