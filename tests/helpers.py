@@ -112,7 +112,7 @@ class LiveServer:
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code in (200, 503):
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # workers still booting
                 time.sleep(0.1)
         raise RuntimeError("gunicorn did not start: " + Path(self.log.name).read_text()[-2000:])
 

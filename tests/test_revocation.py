@@ -144,7 +144,7 @@ def test_bad_revocations_change_nothing(
         (f"/api/v1/certificates/{serial}/revoke", {"reason": "certificateHold"}, admin, 400),
         (f"/api/v1/certificates/{serial}/revoke", {"reason": "superseded"}, other, 404),
         (f"/api/v1/certificates/{serial}/revoke", {"reason": "superseded"}, auditor, 403),
-        (f"/api/v1/certificates/not-hex/revoke", {"reason": "superseded"}, admin, 400),
+        ("/api/v1/certificates/not-hex/revoke", {"reason": "superseded"}, admin, 400),
         (
             f"/api/v1/certificates/{serial}/revoke",
             {"reason": "superseded", "invalidity_date": "2999-01-01T00:00:00Z"},
