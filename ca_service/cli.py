@@ -274,6 +274,19 @@ def crl_publish(ctx: click.Context, force: bool) -> None:
         click.echo(f"{h.issuer}\tnumber {h.number}\t{h.entries} entries\tnext update {h.next_update}")
 
 
+@crl.command("root")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PEM file.")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3650))
+@click.pass_context
+def crl_root(ctx: click.Context, out: Path, days: int) -> None:
+    """Write a CRL signed by the root (nginx checks a CRL for every CA in the chain)."""
+    from ca_service.authority.crl import crl_pem
+
+    der = _services(_settings(ctx)).revocation.root_crl(days)
+    out.write_bytes(crl_pem(der))
+    click.echo(f"root CRL written to {out}, valid {days} days; renew it before then", err=True)
+
+
 # -- serving --------------------------------------------------------------------------------
 def ensure_initialized(settings: Settings) -> Path | None:
     """On an empty home: migrate, create a development CA and an admin token file (0600).

@@ -56,10 +56,13 @@ def sign_crl(
     this_update: datetime,
     next_update: datetime,
     entries: Iterable[Entry],
+    user_certificates: bool = True,
 ) -> tuple[bytes, int]:
     """The DER CRL of ``issuer`` and its number of entries: CRL number (5.2.3), AKI (5.2.1)
     and a critical issuing distribution point (5.2.5) naming the URL of our certificates' CRL
-    distribution point, so that relying parties take it as the CRL for those (user) certificates."""
+    distribution point, so that relying parties take it as the CRL for those (user) certificates.
+    With ``user_certificates=False`` (a root's CRL over CA certificates, which name no
+    distribution point) the IDP is left out."""
     revoked = [revoked_entry(*e) for e in entries]
     idp = x509.IssuingDistributionPoint(
         full_name=[x509.UniformResourceIdentifier(issuer.crl_url)],
@@ -70,15 +73,17 @@ def sign_crl(
         indirect_crl=False,
         only_contains_attribute_certs=False,
     )
+    extensions: list[x509.Extension[x509.ExtensionType]] = [
+        x509.Extension(x509.oid.ExtensionOID.CRL_NUMBER, False, x509.CRLNumber(number)),
+        x509.Extension(x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER, False, issuer.aki),
+    ]
+    if user_certificates:
+        extensions.append(x509.Extension(x509.oid.ExtensionOID.ISSUING_DISTRIBUTION_POINT, True, idp))
     builder = x509.CertificateRevocationListBuilder(
         issuer_name=issuer.certificate.subject,
         last_update=this_update,
         next_update=next_update,
-        extensions=[
-            x509.Extension(x509.oid.ExtensionOID.CRL_NUMBER, False, x509.CRLNumber(number)),
-            x509.Extension(x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER, False, issuer.aki),
-            x509.Extension(x509.oid.ExtensionOID.ISSUING_DISTRIBUTION_POINT, True, idp),
-        ],
+        extensions=extensions,
         revoked_certificates=revoked,
     )
     return builder.sign(issuer.key, issuer.hash).public_bytes(serialization.Encoding.DER), len(revoked)

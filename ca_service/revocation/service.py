@@ -19,8 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from cryptography import x509
+
 from ca_service.authority import parse_serial
 from ca_service.authority.crl import crl_pem, sign_crl
+from ca_service.authority.issuer import Issuer
+from ca_service.authority.keys import load_key
 from ca_service.authority.registry import IssuerCache
 from ca_service.config import Settings
 from ca_service.domain import MacAddress, Principal, Role
@@ -29,6 +33,7 @@ from ca_service.policy import check_scope, device_mac, in_scope
 from ca_service.revocation.reasons import parse_reason, reason_flag
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
+from ca_service.store import issuers as issuer_store
 from ca_service.store import revocations as store
 
 log = logging.getLogger("ca_service.revocation")
@@ -239,6 +244,33 @@ class Revocation:
             extra={"issuer": issuer.name, "number": number, "entries": count, "bytes": len(der)},
         )
         return number
+
+    def root_crl(self, days: int) -> bytes:
+        """A DER CRL signed by our root, valid ``days``, for relying parties that check CRLs along
+        the whole chain (nginx's ``ssl_crl`` does). It lists no certificate: revoking an issuing CA
+        is not supported. Needs the root key in our key store (not an external root)."""
+        with self.db.read() as session:
+            row = issuer_store.root(session)
+        if row is None or row.certificate_pem is None:
+            raise CAError(Kind.UNAVAILABLE, "No root CA is configured; run 'ca-service init'.")
+        root = Issuer(
+            row.name,
+            x509.load_pem_x509_certificate(row.certificate_pem.encode()),
+            load_key(row.key_uri, self.settings),
+            (),
+            self.settings.public_url,
+        )
+        with self.db.write() as session:
+            store.ensure_crl_row(session, row.id)
+            number, _ = store.next_number(session, row.id)
+            audit.record(
+                session, actor="system", action="crl.root", detail={"issuer": row.name, "number": number}
+            )
+        this_update = datetime.now(UTC).replace(microsecond=0)
+        der, _ = sign_crl(
+            root, number, this_update, this_update + timedelta(days=days), [], user_certificates=False
+        )
+        return der
 
     # -- serving ----------------------------------------------------------------------------
     def published(self, issuer_name: str) -> PublishedCrl:
