@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test venv lint openapi bench
+.PHONY: run test venv lint openapi bench bench-crl
 
 $(BIN)/ca-service: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,3 +32,6 @@ openapi: venv
 
 bench: venv
 	$(BIN)/python bench/issue_rate.py
+
+bench-crl: venv
+	$(BIN)/python bench/crl.py

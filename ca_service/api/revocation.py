@@ -84,7 +84,7 @@ def _http_date(value: datetime) -> str:
 
 @crl.route("/<string:name>.<any(crl, pem):fmt>")
 @crl.response(200, content_type=PKIX_CRL)
-def crl_file(name: str, fmt: str) -> Response:
+def crl_file(name: str, fmt: str) -> Any:
     """The full CRL of an issuing CA: ``.crl`` is DER (the URL in our certificates' CRL
     distribution point), ``.pem`` PEM. Stored bytes, with ETag, Last-Modified and caching
     bounded by nextUpdate."""

@@ -19,7 +19,7 @@ from cryptography.x509.oid import OCSPExtensionOID
 
 from ca_service.authority import serial_text
 from ca_service.authority.ocsp import cert_id_keys, sign_response, unsuccessful
-from ca_service.authority.registry import IssuerCache
+from ca_service.authority.registry import IssuerCache, IssuerSet
 from ca_service.config import Settings
 from ca_service.revocation.reasons import reason_flag
 from ca_service.store import Database
@@ -43,15 +43,18 @@ class OcspResponder:
         self.lifetime = timedelta(seconds=settings.ocsp_lifetime_seconds)
         self._cache: OrderedDict[tuple[object, ...], tuple[datetime, OcspAnswer]] = OrderedDict()
         self._lock = threading.Lock()
-        self._index: dict[tuple[str, bytes, bytes], int] | None = None
+        self._index: dict[tuple[str, bytes, bytes], int] = {}
+        self._index_of: IssuerSet | None = None
 
     def _issuer_for(self, request: ocsp.OCSPRequest) -> int | None:
-        if self._index is None:
+        issuers = self.issuers.get()
+        if self._index_of is not issuers:  # (re)built when the issuer set is (re)loaded
             self._index = {
                 key: issuer_id
-                for issuer_id, issuer in self.issuers.get().by_id.items()
+                for issuer_id, issuer in issuers.by_id.items()
                 for key in cert_id_keys(issuer.certificate)
             }
+            self._index_of = issuers
         key = (request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash)
         return self._index.get(key)
 

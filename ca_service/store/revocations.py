@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,12 +67,12 @@ _STATE_COLUMNS = (
 )
 
 
-def crl_states(session: Session) -> list[Row[Any]]:
+def crl_states(session: Session) -> list[Any]:
     """Every issuer's CRL state without the CRL bytes."""
     return list(session.execute(select(*_STATE_COLUMNS)))
 
 
-def crl_state(session: Session, issuer_id: int) -> Row[Any] | None:
+def crl_state(session: Session, issuer_id: int) -> Any:
     return session.execute(select(*_STATE_COLUMNS).where(CrlRow.issuer_id == issuer_id)).first()
 
 
@@ -148,7 +148,7 @@ def store_crl(
 
 def revoked_entries(
     session: Session, issuer_id: int, unexpired_at: datetime | None
-) -> Iterator[tuple[str, datetime, str | None, datetime | None]]:
+) -> Iterator[tuple[str, Any, str | None, datetime | None]]:
     """Stream (serial, revoked_at, reason, invalidity_date) of the issuer's revoked certificates;
     with ``unexpired_at``, only those still valid at that time (RFC 5280 3.3 lets them go)."""
     query = select(
@@ -163,7 +163,7 @@ def revoked_entries(
         yield row[0], row[1], row[2], row[3]
 
 
-def status_of(session: Session, serial: str) -> Row[Any] | None:
+def status_of(session: Session, serial: str) -> Any:
     """(issuer_id, status, revoked_at, revocation_reason) of one certificate, by its unique serial."""
     return session.execute(
         select(
