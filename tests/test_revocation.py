@@ -256,3 +256,24 @@ def test_health_reports_unpublished_and_stale_crl(client: FlaskClient, app: Flas
     assert 'ca_crl_stale{issuer="' in client.get("/metrics").text and "} 1.0" in client.get("/metrics").text
     publish(app)  # the schedule sees it is due (older than crl_refresh_seconds)
     assert client.get("/healthz").status_code == 200
+
+
+def test_cli_revoke_refusals(
+    client: FlaskClient, admin: dict[str, str], env_for, tmp_path: Path, services
+) -> None:
+    from click.testing import CliRunner
+
+    from ca_service.cli import main
+
+    serial, _ = issue(client, admin, tmp_path, "7C2F80000009", "cli")
+    before = _state(services)
+    runner = CliRunner(env=env_for)
+    wrong = runner.invoke(main, ["revoke", serial, "--reason", "lost"])
+    assert wrong.exit_code == 1 and "is not a revocation reason" in wrong.output
+    unknown = runner.invoke(main, ["revoke", "ABCDEF", "--reason", "superseded"])
+    assert unknown.exit_code == 1 and "No certificate with serial ABCDEF" in unknown.output
+    assert _state(services) == before
+    done = runner.invoke(main, ["revoke", serial, "--reason", "superseded"])
+    assert done.exit_code == 0 and f"revoked {serial}" in done.output
+    again = runner.invoke(main, ["revoke", serial, "--reason", "superseded"])
+    assert again.exit_code == 1 and "already revoked" in again.output

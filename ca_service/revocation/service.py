@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from cryptography import x509
 
@@ -58,7 +59,7 @@ class PublishedCrl:
     this_update: datetime
     next_update: datetime
 
-    @property
+    @cached_property
     def pem(self) -> bytes:
         return crl_pem(self.der)
 
@@ -288,8 +289,8 @@ class Revocation:
             cached = self._served.get(issuer_id)
             if cached is not None and cached.number == state.published_number:
                 return cached
-            number, der = store.crl_der(session, issuer_id)
-        crl = PublishedCrl(issuer_name, int(number), der, state.this_update, state.next_update)  # type: ignore[arg-type]
+            row = store.published_crl(session, issuer_id)
+        crl = PublishedCrl(issuer_name, row.number, row.der, row.this_update, row.next_update)
         with self._served_lock:
             self._served[issuer_id] = crl
         return crl

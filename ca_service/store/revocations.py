@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ca_service.store.models import CertificateRow, CrlRow
+from ca_service.store.models import CertificateRow, CrlDataRow, CrlRow
 
 STREAM_ROWS = 20_000
 
@@ -76,11 +76,13 @@ def crl_state(session: Session, issuer_id: int) -> Any:
     return session.execute(select(*_STATE_COLUMNS).where(CrlRow.issuer_id == issuer_id)).first()
 
 
-def crl_der(session: Session, issuer_id: int) -> tuple[int | None, bytes | None]:
-    row = session.execute(
-        select(CrlRow.published_number, CrlRow.der).where(CrlRow.issuer_id == issuer_id)
+def published_crl(session: Session, issuer_id: int) -> Any:
+    """(number, this_update, next_update, der) of the published CRL, or None."""
+    return session.execute(
+        select(CrlDataRow.number, CrlDataRow.this_update, CrlDataRow.next_update, CrlDataRow.der).where(
+            CrlDataRow.issuer_id == issuer_id
+        )
     ).first()
-    return (row[0], row[1]) if row else (None, None)
 
 
 def take_lease(session: Session, issuer_id: int, owner: str, now: datetime, until: datetime) -> bool:
@@ -137,13 +139,20 @@ def store_crl(
         .values(
             published_number=number,
             built_revision=revision,
-            der=der,
             entries=entries,
             this_update=this_update,
             next_update=next_update,
         )
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    values = {"number": number, "this_update": this_update, "next_update": next_update, "der": der}
+    exists = session.scalar(select(CrlDataRow.issuer_id).where(CrlDataRow.issuer_id == issuer_id))
+    if exists is None:
+        session.execute(insert(CrlDataRow).values(issuer_id=issuer_id, **values))
+    else:
+        session.execute(update(CrlDataRow).where(CrlDataRow.issuer_id == issuer_id).values(**values))
+    return True
 
 
 def revoked_entries(
