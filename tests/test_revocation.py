@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,11 @@ def test_revoked_certificate_in_crl_and_refused_by_openssl(
     assert "X509v3 CRL Number" in text and "Authority Key Identifier" in text
     assert "Issuing Distribution Point: critical" in text and "Only User Certificates" in text
     assert f"URI:http://ca.test/crl/{crl_name(app)}.crl" in text
+    entry = x509.load_der_x509_crl(der.read_bytes()).get_revoked_certificate_by_serial_number(
+        int(bad_serial, 16)
+    )
+    revoked_at = datetime.fromisoformat(r.json["revoked_at"]).replace(microsecond=0)
+    assert entry is not None and entry.revocation_date_utc == revoked_at.astimezone(UTC)
     # the PEM variant is the same CRL
     pem = client.get(f"/crl/{crl_name(app)}.pem").data
     assert x509.load_pem_x509_crl(pem).public_bytes(serialization.Encoding.DER) == der.read_bytes()
@@ -277,3 +283,38 @@ def test_cli_revoke_refusals(
     assert done.exit_code == 0 and f"revoked {serial}" in done.output
     again = runner.invoke(main, ["revoke", serial, "--reason", "superseded"])
     assert again.exit_code == 1 and "already revoked" in again.output
+
+
+def test_lease_elects_one_publisher_and_numbers_never_go_back(services, settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ca_service import build_services
+    from ca_service.store import revocations as store
+
+    other = build_services(settings)  # a second worker (or host) on the same database
+    issuer_id = next(iter(services.issuers.get().by_id))
+    now = datetime.now(UTC)
+    with other.db.write() as session:
+        assert store.take_lease(session, issuer_id, other.revocation.owner, now, now + timedelta(minutes=5))
+    assert services.revocation.publish_due() is True  # due, but the lease is held elsewhere
+    with services.db.read() as session:
+        assert store.published_crl(session, issuer_id) is None
+    with other.db.write() as session:
+        store.release_lease(session, issuer_id, other.revocation.owner)
+    assert services.revocation.publish_due() is False
+    first = services.revocation.published(services.issuers.get().by_id[issuer_id].name).number
+    second = other.revocation.regenerate(issuer_id)
+    assert second > first
+    with services.db.write() as session:  # a slow worker's older CRL never replaces a newer one
+        assert not store.store_crl(
+            session,
+            issuer_id,
+            number=first,
+            revision=0,
+            der=b"old",
+            entries=0,
+            this_update=now,
+            next_update=now,
+        )
+        assert store.published_crl(session, issuer_id).number == second
+    other.db.dispose()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import DateTime, insert, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -157,18 +157,21 @@ def store_crl(
 
 def revoked_entries(
     session: Session, issuer_id: int, unexpired_at: datetime | None
-) -> Iterator[tuple[str, Any, str | None, datetime | None]]:
+) -> Iterator[tuple[str, datetime, str | None, datetime | None]]:
     """Stream (serial, revoked_at, reason, invalidity_date) of the issuer's revoked certificates;
-    with ``unexpired_at``, only those still valid at that time (RFC 5280 3.3 lets them go)."""
+    with ``unexpired_at``, only those still valid at that time (RFC 5280 3.3 lets them go).
+
+    The dates come back as the driver gives them, without the UTC type's per-row conversion (the
+    CRL path's hot loop): naive UTC from SQLite, timezone-aware from PostgreSQL."""
     query = select(
         CertificateRow.serial,
-        CertificateRow.revoked_at,
+        type_coerce(CertificateRow.revoked_at, DateTime()),
         CertificateRow.revocation_reason,
-        CertificateRow.invalidity_date,
+        type_coerce(CertificateRow.invalidity_date, DateTime()),
     ).where(CertificateRow.issuer_id == issuer_id, CertificateRow.status == "revoked")
     if unexpired_at is not None:
         query = query.where(CertificateRow.not_after > unexpired_at)
-    for row in session.execute(query.execution_options(yield_per=STREAM_ROWS)):
+    for row in session.connection().execute(query.execution_options(yield_per=STREAM_ROWS)):
         yield row[0], row[1], row[2], row[3]
 
 
