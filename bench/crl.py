@@ -2,7 +2,7 @@
 CRL builder on the same entries in the same run; one revocation request at that CRL size; served
 CRL requests per second (gunicorn, 2 workers, wrk) beside a small static PEM.
 
-    .venv/bin/python bench/crl.py [--sizes 10000,100000,1000000] [--no-wrk]
+    .venv/bin/python bench/crl.py [--sizes 10000,100000,1000000] [--no-wrk] [--database-url URL]
 
 Figures are reported, never asserted; compare the ratios (shared/measurements.md).
 """
@@ -129,10 +129,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--no-wrk", action="store_true")
+    parser.add_argument(
+        "--database-url", default="", help="e.g. postgresql://postgres@127.0.0.1/bench (empty)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-crl-"))
-    settings = load_settings(environ={}, home=work / "home", public_url="http://127.0.0.1")
+    settings = load_settings(
+        environ={}, home=work / "home", public_url="http://127.0.0.1", database_url=args.database_url
+    )
     settings.home.mkdir(parents=True)
     upgrade(settings.sqlalchemy_url)
     services = build_services(settings)
@@ -144,7 +149,8 @@ def main() -> None:
     _, csr = make_csr(work, "7C2F80ABCDEF")
     actor = Principal(name="bench", role=Role.ADMIN)
 
-    print(f"CRL with a P-256 issuing key, SQLite, {os.cpu_count()} CPUs; times in seconds\n")
+    backend = services.db.dialect
+    print(f"CRL with a P-256 issuing key, {backend}, {os.cpu_count()} CPUs; times in seconds\n")
     header = (
         f"{'entries':>9} {'bare build':>10} {'ours build':>10} {'ratio':>6} {'ours from DB':>12} "
         f"{'DB ratio':>8} {'CRL MB':>7} {'revoke ms':>9} {'CRL req/s':>9}"
@@ -198,7 +204,9 @@ def main() -> None:
         assert abs(len(ours_der) - len(bare_der)) < 200 + n // 1000  # same entries, same size (IDP aside)
     if ceiling is not None:
         print(f"\nceiling: GET /ca/root.pem (small PEM) through the same gunicorn: {ceiling:.0f} req/s")
-    print("ratio = ours / bare builder on the same entries; 'ours from DB' streams the rows from SQLite,")
+    print(
+        "ratio = ours / bare builder on the same entries; 'ours from DB' streams the rows from the database,"
+    )
     print("builds, signs and stores (the background publisher's work). revoke ms: one POST .../revoke")
     print("(median of 10) with that many entries in the CRL: no rebuild inside the request.")
 
