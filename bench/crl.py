@@ -122,6 +122,10 @@ def wrk(url: str, seconds: int = 5) -> float:
         ["wrk", "-t2", "-c8", f"-d{seconds}s", url], capture_output=True, text=True, check=True
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:  # a failing server is not a fast one
+        print(f"  ({errors.group(1)} non-2xx responses from {url}: figure void)", file=sys.stderr)
+        return 0.0
     return float(match.group(1)) if match else 0.0
 
 
