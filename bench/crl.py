@@ -189,7 +189,11 @@ def main() -> None:
         rps = 0.0
         if not args.no_wrk:
             server = LiveServer(
-                {"CA_SERVICE_HOME": str(settings.home), "CA_SERVICE_PUBLIC_URL": settings.public_url},
+                {
+                    "CA_SERVICE_HOME": str(settings.home),
+                    "CA_SERVICE_PUBLIC_URL": settings.public_url,
+                    "CA_SERVICE_DATABASE_URL": settings.database_url,
+                },
                 workers=2,
             ).start()
             try:
