@@ -222,6 +222,11 @@ def test_ocsp_in_process(client: FlaskClient, admin: dict[str, str], tmp_path: P
     assert resp.certificate_status is ocsp.OCSPCertStatus.REVOKED
     assert resp.revocation_reason is x509.ReasonFlags.key_compromise
     assert resp.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"0123456789abcdef"
+    # a CertID naming a CA that is not ours (here: our root, which signs no device certificate)
+    foreign = _ocsp_request(issuing, tmp_path / "root.pem", nonce=False)
+    denied = client.post("/ocsp", data=foreign, content_type="application/ocsp-request")
+    assert denied.status_code == 400
+    assert ocsp.load_der_ocsp_response(denied.data).response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
     # the cached "good" is not served after the status changed
     cached = ocsp.load_der_ocsp_response(client.get("/ocsp/" + base64.b64encode(plain).decode()).data)
     assert cached.certificate_status is ocsp.OCSPCertStatus.REVOKED
