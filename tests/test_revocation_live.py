@@ -24,9 +24,11 @@ ADMIN = Principal(name="test-admin", role=Role.ADMIN)
 def live(services, env_for: dict[str, str]) -> Iterator[LiveServer]:
     server = LiveServer(
         {**env_for, "CA_SERVICE_CRL_COALESCE_MS": "200", "CA_SERVICE_CRL_CHECK_SECONDS": "2"}, workers=2
-    ).start()
-    yield server
-    server.stop()
+    )
+    try:
+        yield server.start()
+    finally:
+        server.stop()  # also when start() gave up: no gunicorn left behind
 
 
 def issue(services, tmp: Path, mac: str, name: str) -> tuple[str, Path]:
