@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test venv lint openapi bench
+.PHONY: run test venv lint openapi bench bench-crl
 
 $(BIN)/ca-service: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,3 +36,6 @@ bench: venv
 	$(BIN)/python bench/provisioning.py
 	$(BIN)/python bench/keystore.py
 	$(BIN)/python bench/trust_bundle.py
+
+bench-crl: venv
+	$(BIN)/python bench/crl.py

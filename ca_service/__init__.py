@@ -22,6 +22,7 @@ from ca_service.enrollment.credentials import Credentials
 from ca_service.enrollment.devices import Devices
 from ca_service.errors import CAError
 from ca_service.renewal.info import Renewals
+from ca_service.revocation import OcspResponder, Publisher, Revocation
 from ca_service.store import Database
 
 __version__ = "0.1.0"
@@ -40,6 +41,9 @@ class Services:
     bundle: Bundle
     acme: AcmeAuthority
     renewals: Renewals
+    revocation: Revocation
+    ocsp: OcspResponder
+    publisher: Publisher
 
     def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -57,6 +61,10 @@ class Services:
         except Exception:  # a key store fault of any kind makes us not ready
             self.issuers.invalidate()
             checks["keystore"] = "The issuing key cannot sign."
+        try:
+            checks["crl"] = self.revocation.health_check()
+        except CAError as exc:
+            checks["crl"] = exc.detail
         return checks
 
     def details(self) -> dict[str, object]:
@@ -82,6 +90,7 @@ def build_services(settings: Settings) -> Services:
         settings.issuer_refresh_seconds,
     )
     enrollment = Enrollment(db, issuers, settings)
+    revocation = Revocation(db, issuers, settings)
     return Services(
         settings,
         db,
@@ -92,6 +101,9 @@ def build_services(settings: Settings) -> Services:
         Bundle(db, issuers),
         AcmeAuthority(db, enrollment, settings),
         Renewals(db, settings),
+        revocation,
+        OcspResponder(db, issuers, settings),
+        Publisher(revocation),
     )
 
 

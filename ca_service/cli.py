@@ -131,7 +131,8 @@ def init(
         kwargs["issuing_subject"] = subject
     if root_subject:
         kwargs["root_subject"] = root_subject
-    result = ca_setup.initialize(_services(settings).db, settings, **kwargs)
+    services = _services(settings)
+    result = ca_setup.initialize(services.db, settings, **kwargs)
     if result.csr_pem:
         if out:
             out.write_text(result.csr_pem)
@@ -143,10 +144,17 @@ def init(
         else:
             click.echo(result.csr_pem, nl=False)
         return
+    _publish_first_crl(services)
     click.echo(
         f"created root CA {result.root_name} and issuing CA {result.issuing_name} in {settings.home}",
         err=True,
     )
+
+
+def _publish_first_crl(services: Any) -> None:
+    """A new issuing CA publishes its (empty) CRL at once: relying parties that check CRLs
+    (nginx ssl_crl) need one before the first revocation, and /healthz wants it."""
+    services.revocation.publish_due()
 
 
 @main.group()
@@ -165,9 +173,9 @@ def issuer_import(ctx: click.Context, issuing: Path, root_file: Path) -> None:
     from ca_service.enrollment import ca_setup
 
     settings = _settings(ctx)
-    name = ca_setup.import_issuer(
-        _services(settings).db, settings, issuing.read_bytes(), root_file.read_bytes()
-    )
+    services = _services(settings)
+    name = ca_setup.import_issuer(services.db, settings, issuing.read_bytes(), root_file.read_bytes())
+    _publish_first_crl(services)
     click.echo(f"issuing CA {name} is active", err=True)
 
 
@@ -202,8 +210,9 @@ def issuer_rotate(
     from ca_service.enrollment import ca_setup
 
     settings = _settings(ctx)
+    services = _services(settings)
     result = ca_setup.rotate(
-        _services(settings).db,
+        services.db,
         settings,
         key_uri=key_uri,
         key_type=key_type,
@@ -211,6 +220,7 @@ def issuer_rotate(
         csr_only=csr_only,
     )
     if result.csr_pem is None:
+        _publish_first_crl(services)
         click.echo(
             f"issuing CA {result.issuing_name} is active; {result.retiring_name} is retiring", err=True
         )
@@ -634,6 +644,64 @@ def devices_purge_keys(ctx: click.Context) -> None:
     click.echo(f"{count} expired device key(s) deleted", err=True)
 
 
+# -- revocation -----------------------------------------------------------------------------
+@main.command()
+@click.argument("serial")
+@click.option(
+    "--reason",
+    required=True,
+    help="RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded, "
+    "cessationOfOperation, privilegeWithdrawn.",
+)
+@click.option("--invalidity-date", type=click.DateTime(), default=None, help="UTC, e.g. 2026-11-01T00:00:00.")
+@click.option("--publish", is_flag=True, help="Regenerate the CRL now instead of leaving it to the service.")
+@click.pass_context
+def revoke(ctx: click.Context, serial: str, reason: str, invalidity_date: Any, publish: bool) -> None:
+    """Revoke a certificate by serial (hex, as openssl prints it), through the API's code path."""
+    from datetime import UTC
+
+    from ca_service.domain import Principal, Role
+
+    services = _services(_settings(ctx))
+    actor = Principal(name=f"cli:{os.environ.get('USER', 'root')}", role=Role.ADMIN)
+    when = invalidity_date.replace(tzinfo=UTC) if invalidity_date else None
+    done = services.revocation.revoke(serial, reason, when, actor)
+    click.echo(f"revoked {done.serial} ({done.mac}) for {done.reason}", err=True)
+    if publish:
+        services.revocation.publish_due()
+        click.echo("CRL regenerated", err=True)
+
+
+@main.group()
+def crl() -> None:
+    """CRLs."""
+
+
+@crl.command("publish")
+@click.option("--force", is_flag=True, help="Regenerate even CRLs that are up to date.")
+@click.pass_context
+def crl_publish(ctx: click.Context, force: bool) -> None:
+    """Regenerate due CRLs now (the service does it on its own; for cron or after a restore)."""
+    services = _services(_settings(ctx))
+    if services.revocation.publish_due(force=force):
+        click.echo("another worker holds a CRL lease; it will publish", err=True)
+    for h in services.revocation.health():
+        click.echo(f"{h.issuer}\tnumber {h.number}\t{h.entries} entries\tnext update {h.next_update}")
+
+
+@crl.command("root")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PEM file.")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3650))
+@click.pass_context
+def crl_root(ctx: click.Context, out: Path, days: int) -> None:
+    """Write a CRL signed by the root (nginx checks a CRL for every CA in the chain)."""
+    from ca_service.authority.crl import crl_pem
+
+    der = _services(_settings(ctx)).revocation.root_crl(days)
+    out.write_bytes(crl_pem(der))
+    click.echo(f"root CRL written to {out}, valid {days} days; renew it before then", err=True)
+
+
 # -- serving --------------------------------------------------------------------------------
 def ensure_initialized(settings: Settings) -> Path | None:
     """On an empty home: migrate, create a development CA and an admin token file (0600).
@@ -647,6 +715,7 @@ def ensure_initialized(settings: Settings) -> Path | None:
     if ca_setup.issuer_records(services.db):
         return None
     ca_setup.initialize(services.db, settings)
+    _publish_first_crl(services)
     token_file = settings.home / "admin-token"
     write_private(token_file, (create_token(services.db, name="dev-admin", role="admin") + "\n").encode())
     return token_file

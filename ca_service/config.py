@@ -64,6 +64,15 @@ class Settings:
     renewal_window_length: float = 0.05  # share of the lifetime a window stays open
     renewal_retry_after_seconds: int = 21600
     revoke_superseded_after_hours: int = 0  # 0: never revoke a replaced certificate automatically
+    # Revocation (CRLs and OCSP)
+    crl_lifetime_seconds: int = 86400  # nextUpdate = thisUpdate + this
+    crl_refresh_seconds: int = 43200  # the schedule regenerates a CRL once it is this old
+    crl_drop_expired: bool = True  # entries of expired certificates leave the CRL
+    crl_cache_seconds: int = 300  # Cache-Control max-age of a served CRL (never past nextUpdate)
+    crl_coalesce_ms: int = 500  # revocations arriving within this window share one regeneration
+    crl_check_seconds: int = 30  # how often each worker's publisher looks for due work
+    crl_lease_seconds: int = 300  # a regenerating worker's lease; another may take over after it
+    ocsp_lifetime_seconds: int = 14400  # nextUpdate of OCSP responses
     # Web
     max_body_bytes: int = 64 * 1024
     max_import_bytes: int = 8 * 1024 * 1024  # POST /api/v1/device-imports only

@@ -42,11 +42,13 @@ limit_request_fields = 100
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    """The start-up signing self-test, once per worker after the fork: opens this worker's key
-    store session (PKCS#11 sessions are per process) and signs a test message. A failure does
-    not stop the worker: /healthz answers 503 with the reason until the key store can sign."""
-    checks = worker.wsgi.extensions["ca_service"].readiness()
-    worker.log.info("start-up self-test: %s", json.dumps(checks))
+    """Once per worker after the fork: the start-up signing self-test opens this worker's key
+    store session (PKCS#11 sessions are per process) and signs a test message; a failure does
+    not stop the worker, /healthz answers 503 with the reason until the key store can sign.
+    Then the worker's CRL publisher thread starts; a database lease picks who regenerates."""
+    services = worker.wsgi.extensions["ca_service"]
+    worker.log.info("start-up self-test: %s", json.dumps(services.readiness()))
+    services.publisher.start()
 
 
 if os.environ.get("CA_SERVICE_ACCESS_LOG", "").lower() in ("1", "true", "yes"):

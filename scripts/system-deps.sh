@@ -11,6 +11,7 @@ command -v nginx >/dev/null || need+=(nginx-light)
 command -v lego >/dev/null || need+=(lego)
 command -v pebble >/dev/null || need+=(pebble)
 command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
 command -v psql >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

@@ -58,6 +58,7 @@ def ca(make_settings: Callable[..., Settings], key_uri: Callable[[str], str]) ->
     ca_setup.initialize(
         services.db, settings, root_key_uri=key_uri("root"), issuing_key_uri=key_uri("issuing-1")
     )
+    services.revocation.publish_due()  # the first CRL, as `ca-service init` publishes it
     app = create_app(settings)
     app.config["TESTING"] = True
     admin = {"Authorization": "Bearer " + create_token(services.db, name="admin", role="admin")}

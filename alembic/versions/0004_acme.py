@@ -1,7 +1,7 @@
 """acme
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-28 04:04:08.793572
 """
 
@@ -11,7 +11,7 @@ import ca_service.store.models
 
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from ca_service.api import certificates, devices, issuers, problems, provisioning, public, renewals, trust
+from ca_service.api import (
+    certificates,
+    devices,
+    issuers,
+    problems,
+    provisioning,
+    public,
+    renewals,
+    revocation,
+    trust,
+)
 
 
 def register(app: Flask, api: Api) -> None:
@@ -20,5 +30,8 @@ def register(app: Flask, api: Api) -> None:
         renewals.blp,
         trust.blp,
         trust.public,
+        revocation.blp,
+        revocation.crl,
+        revocation.ocsp,
     ):
         api.register_blueprint(blueprint)

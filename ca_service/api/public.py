@@ -8,12 +8,13 @@ from cryptography.hazmat.primitives import serialization
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ca_service.api.auth import services
 from ca_service.authority.issuer import pem
 from ca_service.errors import CAError, Kind
 from ca_service.metrics import TRUST_ANCHORS_EXPIRING, render
+from ca_service.revocation.metrics import CrlCollector
 
 blp = Blueprint("ca", __name__, url_prefix="/ca", description="CA certificates (public)")
 health = Blueprint("health", __name__, description="Liveness and readiness")
@@ -70,12 +71,16 @@ def issuer_certificate(name: str, fmt: str) -> Response:
 @health.route("/metrics")
 @health.response(200, content_type=CONTENT_TYPE_LATEST)
 def metrics() -> Response:
-    """Prometheus metrics (all gunicorn workers)."""
+    """Prometheus metrics: counters of all gunicorn workers, and the CRL and trust-bundle state
+    read from the database (every worker answers alike)."""
+    state = CollectorRegistry(auto_describe=False)
     try:
         TRUST_ANCHORS_EXPIRING.set(len(services().bundle.expiring()))
+        state.register(CrlCollector(services().revocation))
+        shared = generate_latest(state)
     except CAError:
-        pass  # no CA yet or the database is down: /healthz says which
-    return Response(render(), mimetype=CONTENT_TYPE_LATEST.split(";")[0])
+        shared = b""  # no CA yet or the database is down: /healthz says which
+    return Response(render() + shared, mimetype=CONTENT_TYPE_LATEST.split(";")[0])
 
 
 @health.route("/healthz")

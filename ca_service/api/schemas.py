@@ -290,3 +290,27 @@ class DueCertificateSchema(Schema):
     mac = fields.String()
     profile = fields.String()
     not_after = fields.DateTime()
+
+
+class RevokeRequestSchema(Schema):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=40),
+        metadata={
+            "description": "RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded, "
+            "cessationOfOperation, privilegeWithdrawn.",
+            "example": "keyCompromise",
+        },
+    )
+    invalidity_date = fields.AwareDateTime(
+        load_default=None,
+        metadata={"description": "When the key is known or suspected to be compromised (RFC 5280 5.3.2)."},
+    )
+
+
+class RevocationSchema(Schema):
+    serial = fields.String()
+    mac = fields.String()
+    revoked_at = fields.DateTime()
+    reason = fields.String()
+    invalidity_date = fields.DateTime(allow_none=True)

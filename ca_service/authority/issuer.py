@@ -95,6 +95,11 @@ class Issuer:
             raise CAError(Kind.UNAVAILABLE, f"The key of issuer {self.name} does not match its certificate.")
 
     @property
+    def aki(self) -> x509.AuthorityKeyIdentifier:
+        """The authority key identifier of what this issuer signs (certificates and CRLs)."""
+        return self._aki
+
+    @property
     def crl_url(self) -> str:
         return f"{self.public_url.rstrip('/')}/crl/{self.name}.crl"
 

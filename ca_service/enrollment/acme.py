@@ -27,27 +27,15 @@ from ca_service.domain import IssuedCertificate, MacAddress, Principal, Role
 from ca_service.enrollment.service import Enrollment
 from ca_service.errors import CAError, Kind
 from ca_service.policy import device_mac, in_scope
+from ca_service.policy.reasons import CODES
 from ca_service.policy.scope import normalize_scope
-from ca_service.store import Database, audit
+from ca_service.store import Database, audit, revocations
 from ca_service.store import acme as store
 from ca_service.store import certificates as certs
 from ca_service.store.models import AcmeAccountRow, AcmeOrderRow, utcnow
 
 IDENTIFIER_TYPES = ("permanent-identifier", "dns")
 EAB_PURPOSE = b"acme-eab"  # associated data of the wrapped EAB HMAC keys
-# RFC 5280 section 5.3.1 reason codes an ACME client may give (7 is unused).
-REASONS = {
-    0: "unspecified",
-    1: "keyCompromise",
-    2: "cACompromise",
-    3: "affiliationChanged",
-    4: "superseded",
-    5: "cessationOfOperation",
-    6: "certificateHold",
-    8: "removeFromCRL",
-    9: "privilegeWithdrawn",
-    10: "aACompromise",
-}
 
 
 @dataclass(frozen=True)
@@ -425,10 +413,10 @@ class AcmeAuthority:
     ) -> str:
         """Revoke by the issuing account (or any account whose EAB scope covers the MAC), or by a
         request signed with the certificate's own key (``jwk_key`` is that public key)."""
-        if reason not in REASONS:
+        if reason not in CODES:
             raise _acme(
                 Kind.MALFORMED,
-                f"Reason code {reason} is not allowed; use one of {sorted(REASONS)}.",
+                f"Reason code {reason} is not allowed; use one of {sorted(CODES)}.",
                 "badRevocationReason",
             )
         try:
@@ -451,7 +439,7 @@ class AcmeAuthority:
                 actor = f"certificate-key:{serial}"
             if not allowed:
                 raise _acme(Kind.FORBIDDEN, "This account may not revoke this certificate.", "unauthorized")
-            if not certs.mark_revoked(session, serial, REASONS[reason], utcnow()):
+            if not revocations.mark_revoked(session, serial, utcnow(), CODES[reason]):
                 raise _acme(Kind.CONFLICT, "The certificate is already revoked.", "alreadyRevoked")
             audit.record(
                 session,
@@ -459,6 +447,6 @@ class AcmeAuthority:
                 action="certificate.revoke",
                 mac=row.mac,
                 serial=serial,
-                detail={"reason": REASONS[reason], "via": "acme"},
+                detail={"reason": CODES[reason], "via": "acme"},
             )
         return serial

@@ -11,7 +11,7 @@ from ca_service.authority.certid import parse_cert_id
 from ca_service.config import Settings
 from ca_service.errors import CAError, Kind
 from ca_service.renewal.windows import Window, WindowShape, suggested_window
-from ca_service.store import Database, audit, issuers
+from ca_service.store import Database, audit, issuers, revocations
 from ca_service.store import certificates as certs
 from ca_service.store.models import CertificateRow, utcnow
 
@@ -86,7 +86,7 @@ class Renewals:
         revoked = []
         with self.db.write() as session:
             for row in certs.superseded(session, now - timedelta(hours=hours)):
-                if certs.mark_revoked(session, row.serial, "superseded", now):
+                if revocations.mark_revoked(session, row.serial, now, "superseded"):
                     audit.record(
                         session,
                         actor=actor,

@@ -97,17 +97,6 @@ def mark_replaced(session: Session, serial: str, successor: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def mark_revoked(session: Session, serial: str, reason: str, at: datetime) -> bool:
-    """valid -> revoked; False when the certificate was already revoked."""
-    result = session.execute(
-        update(CertificateRow)
-        .where(CertificateRow.serial == serial, CertificateRow.status == "valid")
-        .values(status="revoked", revoked_at=at, revocation_reason=reason),
-        execution_options={"synchronize_session": False},
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
 def due(
     session: Session, before: datetime, now: datetime, mac_prefixes: tuple[str, ...] | None = None
 ) -> list[CertificateRow]:

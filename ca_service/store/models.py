@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -299,3 +300,40 @@ class AcmeOrderRow(Base):
     serial: Mapped[str | None] = mapped_column(String(42), index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- revocation (issue 4): per issuer, CRL counters and lease, and the published CRL bytes -----
+class CrlRow(Base):
+    """The CRL state of one issuer: the counters that keep workers and hosts in step.
+
+    ``number`` is the last CRL number handed out (``UPDATE ... SET number = number + 1``, so the
+    database makes it strictly increasing); ``revision`` counts revocations and ``built_revision``
+    says which of them the published CRL contains. The lease columns elect the one worker that
+    regenerates. The bytes live in :class:`CrlDataRow`, so that the revision bump in every
+    revoking transaction never rewrites a CRL of megabytes.
+    """
+
+    __tablename__ = "crls"
+
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, default=0)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    built_revision: Mapped[int] = mapped_column(BigInteger, default=-1)
+    published_number: Mapped[int | None] = mapped_column(BigInteger)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    this_update: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_update: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CrlDataRow(Base):
+    """The published CRL of one issuer, DER (the PEM variant is derived when served)."""
+
+    __tablename__ = "crl_data"
+
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger)
+    this_update: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_update: Mapped[datetime] = mapped_column(UTCDateTime)
+    der: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,135 @@
+"""Revocation: the revoke endpoints (authenticated), CRLs and OCSP (public, cacheable)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ca_service.api.auth import SECURITY, WRITERS, principal, require, services
+from ca_service.api.schemas import ProblemSchema, RevocationSchema, RevokeRequestSchema
+from ca_service.errors import CAError, Kind
+
+blp = Blueprint("revocation", __name__, url_prefix="/api/v1", description="Revoking certificates")
+crl = Blueprint("crl", __name__, url_prefix="/crl", description="CRLs (public, cacheable)")
+ocsp = Blueprint("ocsp", __name__, description="OCSP responder (RFC 6960)")
+
+PROBLEM = "application/problem+json"
+PKIX_CRL = "application/pkix-crl"
+OCSP_REQUEST = "application/ocsp-request"
+OCSP_RESPONSE = "application/ocsp-response"
+
+
+def _problems(*pairs: tuple[int, str]) -> Any:
+    def decorate(view: Any) -> Any:
+        for status, description in pairs:
+            view = blp.alt_response(
+                status, schema=ProblemSchema, description=description, content_type=PROBLEM
+            )(view)
+        return view
+
+    return decorate
+
+
+@blp.route("/certificates/<string:serial>/revoke")
+class RevokeCertificate(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(RevokeRequestSchema)
+    @blp.response(200, RevocationSchema)
+    @_problems(
+        (400, "Unknown reason name or bad invalidity date"),
+        (404, "Unknown serial (or outside the token's scope)"),
+        (409, "Already revoked"),
+    )
+    @require(*WRITERS)
+    def post(self, body: dict[str, Any], serial: str) -> Any:
+        """Revoke one certificate (RFC 5280 reason name, optional invalidity date).
+
+        The CRL is regenerated in the background within seconds; OCSP answers 'revoked' at once.
+        """
+        return services().revocation.revoke(serial, body["reason"], body.get("invalidity_date"), principal())
+
+
+@blp.route("/devices/<string:mac>/revoke")
+class RevokeDevice(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(RevokeRequestSchema)
+    @blp.response(200, RevocationSchema(many=True))
+    @_problems(
+        (400, "Unknown reason name or bad invalidity date"),
+        (403, "MAC outside the token's scope"),
+        (404, "Unknown device"),
+        (409, "No unexpired certificate left to revoke"),
+    )
+    @require(*WRITERS)
+    def post(self, body: dict[str, Any], mac: str) -> Any:
+        """Revoke every unexpired, unrevoked certificate of a device."""
+        return services().revocation.revoke_device(
+            mac, body["reason"], body.get("invalidity_date"), principal()
+        )
+
+
+def _http_date(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+@crl.route("/<string:name>.<any(crl, pem):fmt>")
+@crl.response(200, content_type=PKIX_CRL)
+def crl_file(name: str, fmt: str) -> Any:
+    """The full CRL of an issuing CA: ``.crl`` is DER (the URL in our certificates' CRL
+    distribution point), ``.pem`` PEM. Stored bytes, with ETag, Last-Modified and caching
+    bounded by nextUpdate."""
+    svc = services()
+    try:
+        published = svc.revocation.published(name)
+    except CAError as exc:
+        if exc.kind is Kind.UNAVAILABLE:
+            svc.publisher.poke()
+        raise
+    body = published.der if fmt == "crl" else published.pem
+    response = Response(body, mimetype=PKIX_CRL if fmt == "crl" else "application/x-pem-file")
+    now = datetime.now(UTC)
+    remaining = int((published.next_update - now).total_seconds())
+    max_age = max(0, min(svc.settings.crl_cache_seconds, remaining))
+    response.headers["Cache-Control"] = f"public, max-age={max_age}" if max_age else "no-cache"
+    response.headers["Expires"] = _http_date(published.next_update)
+    response.set_etag(f"{name}-{published.number}-{fmt}")
+    response.last_modified = published.this_update
+    return response.make_conditional(request)
+
+
+def _ocsp_response(der: bytes) -> Response:
+    answer = services().ocsp.respond(der)
+    ok = answer.status.name == "SUCCESSFUL"
+    response = Response(answer.der, status=200 if ok else 400, mimetype=OCSP_RESPONSE)
+    if ok and request.method == "GET" and answer.next_update is not None:
+        remaining = int((answer.next_update - datetime.now(UTC)).total_seconds())
+        response.headers["Cache-Control"] = f"public, max-age={max(0, min(remaining, 300))}"
+    else:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@ocsp.route("/ocsp", methods=["POST"])
+@ocsp.response(200, content_type=OCSP_RESPONSE)
+def ocsp_post() -> Response:
+    """OCSP over POST (RFC 6960 A.1): body is a DER OCSPRequest, ``application/ocsp-request``."""
+    if request.mimetype != OCSP_REQUEST:
+        raise CAError(Kind.MALFORMED, f"Send the OCSP request as {OCSP_REQUEST}.")
+    return _ocsp_response(request.get_data())
+
+
+@ocsp.route("/ocsp/<path:encoded>", methods=["GET"])
+@ocsp.response(200, content_type=OCSP_RESPONSE)
+def ocsp_get(encoded: str) -> Response:
+    """OCSP over GET (RFC 6960 A.1): the base64 DER OCSPRequest, URL-encoded, as the path."""
+    try:
+        der = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        der = b""
+    return _ocsp_response(der)

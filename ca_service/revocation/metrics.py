@@ -1,0 +1,45 @@
+"""Prometheus metrics of CRL publication, read from the database at scrape time.
+
+The values come from the shared ``crls`` rows, not from worker memory, so every gunicorn worker
+answers a scrape with the same figures: no multiprocess directory is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ca_service.revocation.service import Revocation
+
+
+class CrlCollector(Collector):
+    def __init__(self, revocation: Revocation) -> None:
+        self.revocation = revocation
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = datetime.now(UTC)
+        families = {
+            "number": GaugeMetricFamily(
+                "ca_crl_number", "CRL number of the published CRL", labels=["issuer"]
+            ),
+            "entries": GaugeMetricFamily("ca_crl_entries", "Entries in the published CRL", labels=["issuer"]),
+            "next": GaugeMetricFamily(
+                "ca_crl_next_update_timestamp_seconds", "nextUpdate of the published CRL", labels=["issuer"]
+            ),
+            "pending": GaugeMetricFamily(
+                "ca_crl_pending_revocations", "Revocations not yet in the published CRL", labels=["issuer"]
+            ),
+            "stale": GaugeMetricFamily(
+                "ca_crl_stale", "1 when the CRL is unpublished or past its nextUpdate", labels=["issuer"]
+            ),
+        }
+        for h in self.revocation.health():
+            families["number"].add_metric([h.issuer], h.number or 0)
+            families["entries"].add_metric([h.issuer], h.entries)
+            families["next"].add_metric([h.issuer], h.next_update.timestamp() if h.next_update else 0)
+            families["pending"].add_metric([h.issuer], h.pending)
+            families["stale"].add_metric([h.issuer], 1 if h.stale(now) else 0)
+        yield from families.values()

@@ -1,0 +1,123 @@
+"""The OCSP responder (RFC 6960): good, revoked or unknown, straight from the database.
+
+Every request looks its serial up in the certificates table (indexed, unique), never in a CRL.
+Signed responses without a nonce are kept per worker, keyed by the certificate's status, and
+reused until half their validity has passed; a status change makes a new key, so a revoked
+certificate is never answered from a stale "good". A request with a nonce is signed afresh and
+the nonce echoed (RFC 8954).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import OCSPExtensionOID
+
+from ca_service.authority import serial_text
+from ca_service.authority.ocsp import cert_id_keys, sign_response, unsuccessful
+from ca_service.authority.registry import IssuerCache, IssuerSet
+from ca_service.config import Settings
+from ca_service.policy.reasons import reason_flag
+from ca_service.store import Database
+from ca_service.store import revocations as store
+
+CACHE_ENTRIES = 50_000
+
+
+@dataclass(frozen=True)
+class OcspAnswer:
+    der: bytes
+    status: ocsp.OCSPResponseStatus
+    cert_status: ocsp.OCSPCertStatus | None = None
+    next_update: datetime | None = None
+
+
+class OcspResponder:
+    def __init__(self, db: Database, issuers: IssuerCache, settings: Settings) -> None:
+        self.db = db
+        self.issuers = issuers
+        self.lifetime = timedelta(seconds=settings.ocsp_lifetime_seconds)
+        self._cache: OrderedDict[tuple[object, ...], tuple[datetime, OcspAnswer]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._index: dict[tuple[str, bytes, bytes], int] = {}
+        self._index_of: IssuerSet | None = None
+
+    def _issuer_for(self, request: ocsp.OCSPRequest) -> int | None:
+        issuers = self.issuers.get()
+        if self._index_of is not issuers:  # (re)built when the issuer set is (re)loaded
+            self._index = {
+                key: issuer_id
+                for issuer_id, issuer in issuers.by_id.items()
+                for key in cert_id_keys(issuer.certificate)
+            }
+            self._index_of = issuers
+        key = (request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash)
+        return self._index.get(key)
+
+    def respond(self, der: bytes) -> OcspAnswer:
+        """Answer one DER OCSPRequest. Unreadable requests and requests for more than one
+        certificate get ``malformedRequest``; a CertID naming none of our issuers gets
+        ``unauthorized`` (RFC 6960 section 2.3)."""
+        try:
+            request = ocsp.load_der_ocsp_request(der)
+            request.serial_number  # noqa: B018 - multi-certificate requests fail here
+        except (ValueError, TypeError, NotImplementedError):
+            status = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+            return OcspAnswer(unsuccessful(status), status)
+        issuer_id = self._issuer_for(request)
+        if issuer_id is None:
+            status = ocsp.OCSPResponseStatus.UNAUTHORIZED
+            return OcspAnswer(unsuccessful(status), status)
+        with self.db.read() as session:
+            row = store.status_of(session, serial_text(request.serial_number))
+        if row is None or row.issuer_id != issuer_id:
+            cert_status, revoked_at, reason = ocsp.OCSPCertStatus.UNKNOWN, None, None
+        elif row.status == "revoked":
+            cert_status, revoked_at, reason = (
+                ocsp.OCSPCertStatus.REVOKED,
+                row.revoked_at,
+                row.revocation_reason,
+            )
+        else:
+            cert_status, revoked_at, reason = ocsp.OCSPCertStatus.GOOD, None, None
+        has_nonce = any(e.oid == OCSPExtensionOID.NONCE for e in request.extensions)
+        key = (
+            issuer_id,
+            request.hash_algorithm.name,
+            request.serial_number,
+            cert_status,
+            revoked_at,
+            reason,
+        )
+        now = datetime.now(UTC)
+        if not has_nonce:
+            with self._lock:
+                hit = self._cache.get(key)
+            if hit is not None and now < hit[0]:
+                return hit[1]
+        this_update = now.replace(microsecond=0)
+        answer = OcspAnswer(
+            sign_response(
+                self.issuers.get().by_id[issuer_id],
+                request,
+                cert_status,
+                this_update,
+                this_update + self.lifetime,
+                revoked_at,
+                reason_flag(reason) if cert_status is ocsp.OCSPCertStatus.REVOKED else None,
+            ),
+            ocsp.OCSPResponseStatus.SUCCESSFUL,
+            cert_status,
+            this_update + self.lifetime,
+        )
+        if not has_nonce:
+            with self._lock:
+                self._cache[key] = (this_update + self.lifetime / 2, answer)
+                self._cache.move_to_end(key)
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
+        return answer
