@@ -68,6 +68,21 @@ def make_csr(
     return key, csr
 
 
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``ca-service ARGS`` as a subprocess with ``env`` over this environment; with
+    ``check``, a non-zero exit fails the test with the command's stderr."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ca_service.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr)
+    return result
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

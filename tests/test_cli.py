@@ -12,20 +12,7 @@ from pathlib import Path
 
 import requests
 
-from tests.helpers import REPO, free_port, make_csr, openssl
-
-
-def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "ca_service.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(result.stderr)
-    return result
+from tests.helpers import REPO, cli, free_port, make_csr, openssl
 
 
 def test_init_issue_and_refuse_overwrite(env_for: dict[str, str], tmp_path: Path) -> None:

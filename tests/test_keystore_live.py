@@ -4,9 +4,6 @@ session after the fork), pick up an issuer rotation made by the CLI, and never s
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,21 +11,10 @@ import pytest
 import requests
 
 from ca_service.config import Settings
-from tests.helpers import REPO, LiveServer, make_csr, openssl
+from tests.helpers import LiveServer, cli, make_csr, openssl
 from tests.softhsm import Token
 
 pytestmark = pytest.mark.slow
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ca_service.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
 
 
 def _issue_many(server: LiveServer, admin: dict[str, str], csrs: list[str], count: int) -> list[dict]:  # type: ignore[type-arg]
@@ -63,10 +49,10 @@ def test_two_workers_issue_concurrently_from_one_softhsm_key(
         "CA_SERVICE_ISSUER_REFRESH_SECONDS": "0",
         "CA_SERVICE_ACCESS_LOG": "1",
     }
-    _cli(env, "init", "--key-uri", hsm_token.uri("issuing-1"), "--root-key-uri", hsm_token.uri("root"))
+    cli(env, "init", "--key-uri", hsm_token.uri("issuing-1"), "--root-key-uri", hsm_token.uri("root"))
     admin = {
         "Authorization": "Bearer "
-        + _cli(env, "token", "create", "--role", "admin", "--name", "a").stdout.strip()
+        + cli(env, "token", "create", "--role", "admin", "--name", "a").stdout.strip()
     }
     csrs = [make_csr(tmp_path, f"7C2F800000{i:02d}", name=f"d{i}")[1].read_text() for i in range(4)]
     server = LiveServer(env, workers=2).start()
@@ -79,16 +65,16 @@ def test_two_workers_issue_concurrently_from_one_softhsm_key(
         assert {c["issuer"] for c in first} == {first[0]["issuer"]}
         _verify_all(tmp_path, server, first)
 
-        rotated = _cli(env, "issuer", "rotate", "--key-uri", hsm_token.uri("issuing-2"))
+        rotated = cli(env, "issuer", "rotate", "--key-uri", hsm_token.uri("issuing-2"))
         assert "is retiring" in rotated.stderr
         second = _issue_many(server, admin, csrs, 12)  # the running workers picked up the rotation
         assert len({c["issuer"] for c in second}) == 1 and second[0]["issuer"] != first[0]["issuer"]
         chain = requests.get(server.url + "/ca/chain.pem", timeout=10).text
         assert chain.count("BEGIN CERTIFICATE") == 3
         _verify_all(tmp_path, server, first + second)
-        listing = _cli(env, "issuer", "list").stdout
+        listing = cli(env, "issuer", "list").stdout
         assert "retiring" in listing and f"pkcs11:token={hsm_token.label};object=issuing-2" in listing
-        config = _cli(env, "config").stdout
+        config = cli(env, "config").stdout
     finally:
         server.stop()
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,103 +12,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from ca_service.bundle.anchors import fingerprint, load_certificates
-from tests.helpers import REPO, free_port, have, openssl
+from tests.helpers import REPO, free_port, openssl
+from tests.nginx import Nginx, stop, wait_for_port
 from tests.trust_helpers import import_gigaset_anchors, issue_ours, vector
 
 pytestmark = pytest.mark.slow
-
-NGINX_CONF = """
-daemon off;
-master_process off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {tmp}/server.pem;
-        ssl_certificate_key {tmp}/server.key;
-        ssl_client_certificate {bundle};
-        ssl_verify_client on;
-        ssl_verify_depth 2;
-        location / {{ return 200 "provisioning for $ssl_client_s_dn\\n"; }}
-    }}
-}}
-"""
-
-CLIENT_LEVEL0 = """openssl_conf = init
-[init]
-ssl_conf = ssl_sect
-[ssl_sect]
-system_default = sys
-[sys]
-CipherString = DEFAULT@SECLEVEL=0
-"""
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, log: Path | None = None) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()[-2000:] if log and log.exists() else ''}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-class Nginx:
-    def __init__(self, tmp: Path, bundle: Path) -> None:
-        self.tmp = tmp
-        self.port = free_port()
-        openssl(
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", str(tmp / "server.key"), "-subj", "/CN=provisioning.test",
-            "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-out", str(tmp / "server.pem"),
-        )  # fmt: skip
-        conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=self.port, bundle=bundle))
-        self.proc = subprocess.Popen(
-            ["nginx", "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "error.log")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for_port(self.port, self.proc, tmp / "error.log")
-
-    def get(self, cert: Path, key: Path) -> tuple[int, str]:
-        """curl with the device's client certificate: (HTTP status, body). curl runs at OpenSSL
-        security level 0 (OpenSSL 3.0 refuses SHA-1 from level 1) so that it sends even a SHA-1
-        signed certificate, as an old device does: nginx decides."""
-        body = self.tmp / "body.txt"
-        body.unlink(missing_ok=True)
-        level0 = self.tmp / "client-openssl.cnf"
-        level0.write_text(CLIENT_LEVEL0)
-        result = subprocess.run(
-            ["curl", "-sS", "-k", "--cert", str(cert), "--key", str(key), "-o", str(body),
-             "-w", "%{http_code}", f"https://127.0.0.1:{self.port}/"],
-            capture_output=True, timeout=30, env={**os.environ, "OPENSSL_CONF": str(level0)},
-        )  # fmt: skip
-        assert result.stdout, result.stderr
-        return int(result.stdout), body.read_text() if body.exists() else ""
 
 
 @pytest.fixture
@@ -121,21 +26,25 @@ def nginx_factory(tmp_path: Path) -> Iterator:
     def start(bundle: Path, name: str) -> Nginx:
         folder = tmp_path / name
         folder.mkdir()
-        server = Nginx(folder, bundle)
+        openssl(
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", str(folder / "server.key"), "-subj", "/CN=provisioning.test",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-out", str(folder / "server.pem"),
+        )  # fmt: skip
+        server = Nginx(
+            folder, server_cert=folder / "server.pem", server_key=folder / "server.key", client_ca=bundle
+        )
         started.append(server)
         return server
 
     yield start
     for server in started:
-        stop(server.proc)
+        server.stop()
 
 
 DEVICE_FILES = ("factory-einstein2", "factory-mac", "factory-sha1", "technologies-p256", "unlisted-device")
 
 
-@pytest.mark.skipif(
-    not have("nginx") or not have("curl"), reason="scripts/system-deps.sh installs nginx-light"
-)
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_nginx_with_the_bundle(
     client: FlaskClient, admin: dict[str, str], tmp_path: Path, nginx_factory
@@ -158,7 +67,7 @@ def test_nginx_with_the_bundle(
             status, body = server.get(cert, key)
             got[name] = status
             if status == 200:
-                assert body.startswith("provisioning for ") and "CN=" in body
+                assert body.startswith("hello ") and "CN=" in body
         assert {n for n, s in got.items() if s == 200} == accepted, (query, got)
         # refused ones get nginx's "400 The SSL certificate error", never a 5xx or a hang
         assert {s for n, s in got.items() if n not in accepted} <= {400}, got

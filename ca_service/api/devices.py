@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ca_service.api.auth import ANY_ROLE, SECURITY, WRITERS, principal, require, services
-from ca_service.api.problems import accepts
+from ca_service.api.problems import accepts, problem_docs
 from ca_service.api.schemas import (
     CredentialRequestSchema,
     DeliverySchema,
@@ -18,7 +18,6 @@ from ca_service.api.schemas import (
     DeviceSchema,
     DeviceSummarySchema,
     ImportReportSchema,
-    ProblemSchema,
     ProvisioningQuerySchema,
 )
 from ca_service.enrollment import provisioning_xml
@@ -26,19 +25,7 @@ from ca_service.enrollment.devices import csv_lines
 
 blp = Blueprint("devices", __name__, url_prefix="/api/v1", description="Devices, known by their MAC")
 
-PROBLEM = "application/problem+json"
 XML = "application/xml"
-
-
-def _problems(*pairs: tuple[int, str]) -> Any:
-    def decorate(view: Any) -> Any:
-        for status, description in pairs:
-            view = blp.alt_response(
-                status, schema=ProblemSchema, description=description, content_type=PROBLEM
-            )(view)
-        return view
-
-    return decorate
 
 
 def _no_store(response: Response) -> Response:
@@ -51,7 +38,9 @@ class Devices(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(DeviceRegisterSchema)
     @blp.response(201, DeviceSchema)
-    @_problems((409, "Already registered"), (422, "Not a device MAC"), (403, "MAC outside the token's scope"))
+    @problem_docs(
+        blp, (409, "Already registered"), (422, "Not a device MAC"), (403, "MAC outside the token's scope")
+    )
     @require(*WRITERS)
     def post(self, body: dict[str, Any]) -> Any:
         """Register a device: MAC (any spelling), model, firmware, free labels."""
@@ -77,7 +66,7 @@ class Devices(MethodView):
 class Device(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(200, DeviceSchema)
-    @_problems((404, "Unknown device"))
+    @problem_docs(blp, (404, "Unknown device"))
     @require(*ANY_ROLE)
     def get(self, mac: str) -> Any:
         """A device by MAC (any common spelling) with its certificates, current and past."""
@@ -86,7 +75,7 @@ class Device(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(DeviceChangeSchema)
     @blp.response(200, DeviceSchema)
-    @_problems((404, "Unknown device"), (403, "MAC outside the token's scope"))
+    @problem_docs(blp, (404, "Unknown device"), (403, "MAC outside the token's scope"))
     @require(*WRITERS)
     def patch(self, body: dict[str, Any], mac: str) -> Any:
         """Change model, firmware or labels (a null label value removes the label)."""
@@ -98,7 +87,7 @@ class Credentials(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(CredentialRequestSchema)
     @blp.response(201, DeliverySchema)
-    @_problems((403, "MAC outside the token's scope"), (422, "Key type refused by policy"))
+    @problem_docs(blp, (403, "MAC outside the token's scope"), (422, "Key type refused by policy"))
     @require(*WRITERS)
     def post(self, body: dict[str, Any], mac: str) -> Any:
         """Make a key and a certificate for the device. The answer carries a certificate URL
@@ -124,7 +113,7 @@ def _delivery(mac: str, query: dict[str, Any]) -> Any:
 @blp.doc(security=SECURITY)
 @blp.arguments(ProvisioningQuerySchema, location="query")
 @blp.response(200, content_type=XML, description="Gigaset provisioning document")
-@_problems((403, "MAC outside the token's scope"))
+@problem_docs(blp, (403, "MAC outside the token's scope"))
 @require(*WRITERS)
 def provisioning_document(query: dict[str, Any], mac: str) -> Response:
     """A complete Gigaset provisioning document. Its ``certificate`` step points at fresh
@@ -139,7 +128,7 @@ def provisioning_document(query: dict[str, Any], mac: str) -> Response:
 @blp.arguments(ProvisioningQuerySchema, location="query")
 @blp.response(200, content_type=XML, description="Only the <step .../> element")
 @blp.alt_response(204, description="Nothing to deliver: the device's key is current")
-@_problems((403, "MAC outside the token's scope"))
+@problem_docs(blp, (403, "MAC outside the token's scope"))
 @require(*WRITERS)
 def provisioning_step(query: dict[str, Any], mac: str) -> Response:
     """Only the ``<step type="certificate" .../>`` element, or 204 when nothing is due."""
@@ -156,7 +145,7 @@ def provisioning_step(query: dict[str, Any], mac: str) -> Response:
     requestBody={"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True},
 )
 @blp.response(200, ImportReportSchema)
-@_problems((400, "Not a CSV with a 'mac' column"), (413, "Larger than max_import_bytes"))
+@problem_docs(blp, (400, "Not a CSV with a 'mac' column"), (413, "Larger than max_import_bytes"))
 @require(*WRITERS)
 def device_import() -> Any:
     """Register devices from a CSV (``text/csv``, header row: ``mac`` required, ``model``,

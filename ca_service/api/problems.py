@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, Response, g, json, request
+from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
 from ca_service.errors import CAError, Kind
@@ -75,6 +76,20 @@ def accepts(*mimetypes: str) -> Callable[[F], F]:
         return view
 
     return mark
+
+
+def problem_docs(blp: Blueprint, *pairs: tuple[int, str]) -> Callable[[F], F]:
+    """Document the problem answers of a view in the OpenAPI document: (status, description)."""
+    from ca_service.api.schemas import ProblemSchema
+
+    def decorate(view: F) -> F:
+        for status, description in pairs:
+            view = blp.alt_response(
+                status, schema=ProblemSchema, description=description, content_type=PROBLEM_JSON
+            )(view)
+        return view
+
+    return decorate
 
 
 def problem(status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any) -> Response:

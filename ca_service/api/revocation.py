@@ -12,28 +12,17 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ca_service.api.auth import SECURITY, WRITERS, principal, require, services
-from ca_service.api.schemas import ProblemSchema, RevocationSchema, RevokeRequestSchema
+from ca_service.api.problems import problem_docs
+from ca_service.api.schemas import RevocationSchema, RevokeRequestSchema
 from ca_service.errors import CAError, Kind
 
 blp = Blueprint("revocation", __name__, url_prefix="/api/v1", description="Revoking certificates")
 crl = Blueprint("crl", __name__, url_prefix="/crl", description="CRLs (public, cacheable)")
 ocsp = Blueprint("ocsp", __name__, description="OCSP responder (RFC 6960)")
 
-PROBLEM = "application/problem+json"
 PKIX_CRL = "application/pkix-crl"
 OCSP_REQUEST = "application/ocsp-request"
 OCSP_RESPONSE = "application/ocsp-response"
-
-
-def _problems(*pairs: tuple[int, str]) -> Any:
-    def decorate(view: Any) -> Any:
-        for status, description in pairs:
-            view = blp.alt_response(
-                status, schema=ProblemSchema, description=description, content_type=PROBLEM
-            )(view)
-        return view
-
-    return decorate
 
 
 @blp.route("/certificates/<string:serial>/revoke")
@@ -41,7 +30,8 @@ class RevokeCertificate(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(RevokeRequestSchema)
     @blp.response(200, RevocationSchema)
-    @_problems(
+    @problem_docs(
+        blp,
         (400, "Unknown reason name or bad invalidity date"),
         (404, "Unknown serial (or outside the token's scope)"),
         (409, "Already revoked"),
@@ -60,7 +50,8 @@ class RevokeDevice(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(RevokeRequestSchema)
     @blp.response(200, RevocationSchema(many=True))
-    @_problems(
+    @problem_docs(
+        blp,
         (400, "Unknown reason name or bad invalidity date"),
         (403, "MAC outside the token's scope"),
         (404, "Unknown device"),
