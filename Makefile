@@ -36,6 +36,7 @@ bench: venv
 	$(BIN)/python bench/provisioning.py
 	$(BIN)/python bench/keystore.py
 	$(BIN)/python bench/trust_bundle.py
+	$(BIN)/python bench/acme.py
 
 bench-crl: venv
 	$(BIN)/python bench/crl.py
