@@ -185,6 +185,7 @@ class Bundle:
 
     def _publish(self, session: Session, reason: str) -> int:
         """In ``session``: give the current full bundle the next version unless it has one."""
+        trust.lock_versions(session)
         text = render_pem(self._entries(session), FULL_TITLE)
         latest = trust.latest_version(session)
         if latest is not None and latest.digest == digest(text):

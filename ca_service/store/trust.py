@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,14 @@ def anchors(session: Session, include_retired: bool = False) -> list[TrustAnchor
 
 def anchor(session: Session, anchor_id: int) -> TrustAnchorRow | None:
     return session.get(TrustAnchorRow, anchor_id)
+
+
+def lock_versions(session: Session) -> None:
+    """Make bundle changes take turns until the transaction ends, so that latest + 1 is free
+    when the caller inserts it: on PostgreSQL an EXCLUSIVE table lock (plain reads go on); on
+    SQLite the write transaction's BEGIN IMMEDIATE already serialises writers."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE trust_bundle_versions IN EXCLUSIVE MODE"))
 
 
 def latest_version(session: Session) -> TrustBundleVersionRow | None:
