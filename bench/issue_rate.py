@@ -55,10 +55,10 @@ def device_csr(mac: str = "7C2F80C6E5C2") -> str:
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def ceiling_worker(args: tuple[str, str, float]) -> int:
+def ceiling_worker(args: tuple[str, str, str, float]) -> int:
     """Issuance crypto only, for ``seconds``: what one core can do at most."""
-    home, csr, seconds = args
-    settings = load_settings(environ={}, home=Path(home), database_url=f"sqlite:///{home}/ca.db")
+    home, url, csr, seconds = args
+    settings = load_settings(environ={}, home=Path(home), database_url=url)
     services = build_services(settings)
     _, issuer = services.issuers.get().signing()
     profile = settings.profile("device")
@@ -108,10 +108,10 @@ def main() -> None:
     services.enrollment.issue(csr, Principal("warmup", Role.ADMIN))
 
     # 1. ceilings: one core, then every core in parallel
-    one = ceiling_worker((str(home), csr, opts.seconds / 2)) / (opts.seconds / 2)
+    one = ceiling_worker((str(home), url, csr, opts.seconds / 2)) / (opts.seconds / 2)
     cores = multiprocessing.cpu_count()
     with multiprocessing.Pool(cores) as pool:
-        all_cores = sum(pool.map(ceiling_worker, [(str(home), csr, opts.seconds / 2)] * cores)) / (
+        all_cores = sum(pool.map(ceiling_worker, [(str(home), url, csr, opts.seconds / 2)] * cores)) / (
             opts.seconds / 2
         )
 
