@@ -38,7 +38,7 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import LiveServer, free_port, openssl  # noqa: E402
+from tests.helpers import LiveServer, free_port, self_signed  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -178,25 +178,7 @@ def start_ours(tmp: Path, database_url: str | None, workers: int) -> tuple[LiveS
 
 def start_pebble(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     key, cert = tmp / "pebble.key", tmp / "pebble.pem"
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
-        str(key),
-        "-out",
-        str(cert),
-    )
+    self_signed(key, cert, "/CN=127.0.0.1", ext=("subjectAltName=IP:127.0.0.1",))
     port = free_port()
     config = {
         "pebble": {

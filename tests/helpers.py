@@ -23,6 +23,19 @@ def openssl(
     return subprocess.run(["openssl", *args], input=input, capture_output=True, check=check, cwd=cwd)
 
 
+def self_signed(
+    key: Path, cert: Path, subject: str, *, curve: str = "P-256", days: int = 1, ext: tuple[str, ...] = ()
+) -> Path:
+    """An EC key and a self-signed certificate made by the openssl CLI (a stand-in root, a test
+    server); ``ext`` are -addext values such as ``subjectAltName=IP:127.0.0.1``."""
+    args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", f"ec_paramgen_curve:{curve}", "-nodes"]
+    args += ["-keyout", str(key), "-subj", subject, "-days", str(days), "-out", str(cert)]
+    for value in ext:
+        args += ["-addext", value]
+    openssl(*args)
+    return cert
+
+
 def make_key(path: Path, kind: str = "ec-p256") -> Path:
     """A private key made by the openssl CLI: ec-p256, ec-p384, ec-p521, rsa-<bits>, ed25519."""
     if kind.startswith("ec-"):

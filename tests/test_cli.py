@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from tests.helpers import REPO, cli, free_port, make_csr, openssl
+from tests.helpers import REPO, cli, free_port, make_csr, openssl, self_signed
 
 
 def test_init_issue_and_refuse_overwrite(env_for: dict[str, str], tmp_path: Path) -> None:
@@ -38,23 +38,7 @@ def test_external_root_flow(env_for: dict[str, str], tmp_path: Path) -> None:
     csr = tmp_path / "issuing.csr"
     cli(env_for, "init", "--issuing-csr-only", "--out", str(csr), "--subject", "/O=Example/CN=Issuing")
     root_key, root = tmp_path / "root.key", tmp_path / "root.pem"
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-384",
-        "-nodes",
-        "-keyout",
-        str(root_key),
-        "-subj",
-        "/O=Example/CN=Offline Root",
-        "-days",
-        "3650",
-        "-out",
-        str(root),
-    )
+    self_signed(root_key, root, "/O=Example/CN=Offline Root", curve="P-384", days=3650)
     ext = tmp_path / "ext.cnf"
     ext.write_text(
         "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
@@ -80,23 +64,7 @@ def test_external_root_flow(env_for: dict[str, str], tmp_path: Path) -> None:
     )
     # a certificate signed by some other root is refused and changes nothing
     other_key, other = tmp_path / "o.key", tmp_path / "o.pem"
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        str(other_key),
-        "-subj",
-        "/CN=Other",
-        "-days",
-        "10",
-        "-out",
-        str(other),
-    )
+    self_signed(other_key, other, "/CN=Other", days=10)
     bad = cli(env_for, "issuer", "import", str(issuing), "--root", str(other), check=False)
     assert bad.returncode == 1 and "root" in bad.stderr
     _, dev_csr = make_csr(tmp_path, "7C2F80000001")

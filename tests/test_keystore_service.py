@@ -19,7 +19,7 @@ from ca_service.enrollment import ca_setup
 from ca_service.enrollment.tokens import create_token
 from ca_service.keystore import pkcs11 as pkcs11_store
 from ca_service.store.models import AuditRow, CertificateRow
-from tests.helpers import make_csr, openssl
+from tests.helpers import make_csr, openssl, self_signed
 from tests.softhsm import Token
 
 
@@ -233,12 +233,10 @@ def _offline_sign(tmp: Path, csr_pem: str, name: str) -> bytes:
 def test_rotation_under_an_external_root_goes_through_csr_and_import(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    openssl(
-        *("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes"),
-        *("-keyout", "root.key", "-subj", "/O=Example/CN=Offline Root", "-days", "3650", "-out", "root.pem"),
-        *("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"),
-        cwd=tmp_path,
-    )
+    self_signed(
+        tmp_path / "root.key", tmp_path / "root.pem", "/O=Example/CN=Offline Root", curve="P-384", days=3650,
+        ext=("basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign"),
+    )  # fmt: skip
     root_pem = (tmp_path / "root.pem").read_bytes()
     settings = make_settings(issuer_refresh_seconds=0)
     services = build_services(settings)

@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from ca_service.bundle.anchors import fingerprint, load_certificates
-from tests.helpers import REPO, free_port, openssl
+from tests.helpers import REPO, free_port, openssl, self_signed
 from tests.nginx import Nginx, stop, wait_for_port
 from tests.trust_helpers import import_gigaset_anchors, issue_ours, vector
 
@@ -26,10 +26,9 @@ def nginx_factory(tmp_path: Path) -> Iterator:
     def start(bundle: Path, name: str) -> Nginx:
         folder = tmp_path / name
         folder.mkdir()
-        openssl(
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", str(folder / "server.key"), "-subj", "/CN=provisioning.test",
-            "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-out", str(folder / "server.pem"),
+        self_signed(
+            folder / "server.key", folder / "server.pem", "/CN=provisioning.test",
+            ext=("subjectAltName=IP:127.0.0.1",),
         )  # fmt: skip
         server = Nginx(
             folder, server_cert=folder / "server.pem", server_key=folder / "server.key", client_ca=bundle
