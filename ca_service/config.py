@@ -75,8 +75,26 @@ class Settings:
     ocsp_lifetime_seconds: int = 14400  # nextUpdate of OCSP responses
     # Web
     max_body_bytes: int = 64 * 1024
+    # where the /docs page loads Swagger UI (swagger-ui-dist) from; point it at an internal
+    # mirror on networks without internet access
+    swagger_ui_url: str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
     max_import_bytes: int = 8 * 1024 * 1024  # POST /api/v1/device-imports only
     log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        """Site-wide subject and validity settings fill what a profile leaves unset."""
+        profiles = tuple(
+            dataclasses.replace(
+                p,
+                organization=p.organization or self.subject_organization or None,
+                organizational_unit=p.organizational_unit or self.subject_organizational_unit or None,
+                country=p.country or self.subject_country or None,
+                validity_days=self.validity_days if p.validity_days is None else p.validity_days,
+                san_permanent_identifier=p.san_permanent_identifier and self.san_permanent_identifier,
+            )
+            for p in self.profiles
+        )
+        object.__setattr__(self, "profiles", profiles)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -143,8 +161,9 @@ def _coerce(name: str, hint: Any, raw: Any) -> Any:
     return raw
 
 
-def _profiles(table: Mapping[str, Any], base: Settings) -> tuple[Profile, ...]:
-    known = {p.name: p for p in base.profiles}
+def _profiles(table: Mapping[str, Any]) -> tuple[Profile, ...]:
+    """The built-in profiles changed or extended by the TOML ``[profiles.NAME]`` tables."""
+    known = {p.name: p for p in DEFAULT_PROFILES}
     allowed = {f.name for f in fields(Profile)}
     for name, values in table.items():
         if not isinstance(values, Mapping) or set(values) - allowed:
@@ -160,7 +179,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     env = os.environ if environ is None else environ
     hints = get_type_hints(Settings)
     values: dict[str, Any] = {}
-    base = Settings()
     config_file = env.get(ENV_PREFIX + "CONFIG")
     if config_file:
         try:
@@ -170,7 +188,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             raise CAError(Kind.MALFORMED, f"Cannot read config file {config_file}: {exc}") from exc
         for key, raw in data.items():
             if key == "profiles":
-                values["profiles"] = _profiles(raw, base)
+                values["profiles"] = _profiles(raw)
             elif key in hints:
                 values[key] = _coerce(key, hints[key], raw)
             else:
@@ -180,21 +198,4 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if raw is not None and f.name != "profiles":
             values[f.name] = _coerce(f.name, hints[f.name], raw)
     values.update(overrides)
-    settings = Settings(**values)
-    return _apply_site_subject(settings)
-
-
-def _apply_site_subject(settings: Settings) -> Settings:
-    """Site-wide subject/validity settings fill what a profile leaves unset."""
-    profiles = tuple(
-        dataclasses.replace(
-            p,
-            organization=p.organization or settings.subject_organization or None,
-            organizational_unit=p.organizational_unit or settings.subject_organizational_unit or None,
-            country=p.country or settings.subject_country or None,
-            validity_days=p.validity_days if p.validity_days != 365 else settings.validity_days,
-            san_permanent_identifier=p.san_permanent_identifier and settings.san_permanent_identifier,
-        )
-        for p in settings.profiles
-    )
-    return dataclasses.replace(settings, profiles=profiles)
+    return Settings(**values)

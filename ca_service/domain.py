@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 from ca_service.errors import CAError, Kind
@@ -118,7 +118,7 @@ class Profile:
     """Everything about a certificate that is not the device's choice (design decision 3)."""
 
     name: str
-    validity_days: int = 365
+    validity_days: int | None = None  # None: the site's ``validity_days`` (Settings fills it in)
     backdate_seconds: int = 300
     organization: str | None = None
     organizational_unit: str | None = None
@@ -131,6 +131,12 @@ class Profile:
     # "traditional" (BEGIN EC PRIVATE KEY / BEGIN RSA PRIVATE KEY); leaf only or leaf + chain.
     key_format: str = "pkcs8"
     cert_chain: bool = False
+
+    @property
+    def validity(self) -> timedelta:
+        if self.validity_days is None:
+            raise CAError(Kind.INTERNAL, f"Profile '{self.name}' has no validity; build it through Settings.")
+        return timedelta(days=self.validity_days)
 
     def __post_init__(self) -> None:
         if self.key_format not in KEY_FORMATS:

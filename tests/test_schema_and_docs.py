@@ -49,3 +49,11 @@ def test_cli_openapi_matches(tmp_path: Path) -> None:
         env={"CA_SERVICE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert json.loads(out.read_text()) == json.loads((REPO / "openapi" / "openapi.json").read_text())
+
+
+def test_docs_page_loads_swagger_ui_from_the_configured_mirror(make_settings) -> None:
+    from ca_service import create_app
+
+    app = create_app(make_settings(swagger_ui_url="https://mirror.internal/swagger-ui/"))
+    page = app.test_client().get("/docs").get_data(as_text=True)
+    assert "https://mirror.internal/swagger-ui/swagger-ui-bundle.js" in page and "jsdelivr" not in page

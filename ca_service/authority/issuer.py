@@ -115,7 +115,7 @@ class Issuer:
         from the profile with notBefore backdated, never beyond the issuer's own notAfter."""
         now = now or datetime.now(UTC)
         not_before = now - timedelta(seconds=profile.backdate_seconds)
-        not_after = min(now + timedelta(days=profile.validity_days), self.certificate.not_valid_after_utc)
+        not_after = min(now + profile.validity, self.certificate.not_valid_after_utc)
         key_usage = x509.KeyUsage(
             digital_signature=True,
             content_commitment=False,
