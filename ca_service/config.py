@@ -37,6 +37,7 @@ class Settings:
     bind: str = "127.0.0.1:8000"
     workers: int = 0  # 0: derived from the CPU count
     key_passphrase: str = field(default="", repr=False)  # empty: <home>/keys/passphrase
+    wrapping_key_uri: str = ""  # pkcs11: URI of an AES key in a token; empty: the file wrapping key
     # CSR policy (design decision 3)
     allowed_curves: tuple[str, ...] = ("secp256r1", "secp384r1")
     min_rsa_bits: int = 2048

@@ -2,14 +2,15 @@
 authority/ talks to keystore/)."""
 
 from ca_service.keystore import SigningKey, create_key, display_uri, generate_software_key, load_key
-from ca_service.keystore.wrapping import WrappingKey, file_wrapping_key
+from ca_service.keystore.wrapping import Wrapper, ensure_wrapping_key, wrapping_key
 
 __all__ = [
     "SigningKey",
-    "WrappingKey",
+    "Wrapper",
     "create_key",
     "display_uri",
-    "file_wrapping_key",
+    "ensure_wrapping_key",
     "generate_software_key",
     "load_key",
+    "wrapping_key",
 ]

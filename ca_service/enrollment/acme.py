@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ca_service.authority import serial_text
 from ca_service.authority.certid import parse_cert_id
-from ca_service.authority.keys import file_wrapping_key
+from ca_service.authority.keys import wrapping_key
 from ca_service.config import Settings
 from ca_service.domain import IssuedCertificate, MacAddress, Principal, Role
 from ca_service.enrollment.service import Enrollment
@@ -151,7 +151,7 @@ class AcmeAuthority:
                 kid=kid,
                 name=name,
                 scopes=",".join(clean),
-                hmac_key=file_wrapping_key(self.settings).wrap(key, EAB_PURPOSE),
+                hmac_key=wrapping_key(self.settings).wrap(key, EAB_PURPOSE),
                 created_at=utcnow(),
             )
             audit.record(
@@ -172,7 +172,7 @@ class AcmeAuthority:
             return EabKey(
                 row.id,
                 row.kid,
-                file_wrapping_key(self.settings).unwrap(row.hmac_key, EAB_PURPOSE),
+                wrapping_key(self.settings).unwrap(row.hmac_key, EAB_PURPOSE),
                 row.account_id is not None,
             )
 

@@ -24,7 +24,7 @@ from ca_service.authority.ca import (
     parse_subject,
 )
 from ca_service.authority.issuer import pem
-from ca_service.authority.keys import create_key, display_uri, load_key
+from ca_service.authority.keys import create_key, display_uri, ensure_wrapping_key, load_key
 from ca_service.config import Settings
 from ca_service.domain import IssuerRecord, KeyType
 from ca_service.errors import CAError, Kind
@@ -97,6 +97,7 @@ def initialize(
     """Create the CA. Refuses when any CA already exists: a CA is never overwritten."""
     if issuer_records(db):
         raise CAError(Kind.CONFLICT, "A CA already exists in this database; refusing to overwrite it.")
+    ensure_wrapping_key(settings)  # fails early (wrong PIN, no token) before any CA key is made
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     issuing_name = f"issuing-{stamp}"
     issuing_uri = issuing_key_uri or f"file:keys/{issuing_name}.pem"

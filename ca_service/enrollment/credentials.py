@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.orm import Session
 
-from ca_service.authority.keys import WrappingKey, file_wrapping_key, generate_software_key
+from ca_service.authority.keys import Wrapper, generate_software_key, wrapping_key
 from ca_service.config import Settings
 from ca_service.domain import (
     CertificateStatus,
@@ -85,9 +85,9 @@ class Credentials:
         self.settings = settings
         self.window_shape = WindowShape.from_settings(settings)
 
-    def wrapping_key(self) -> WrappingKey:
-        """The key store's wrapping key (only the file key store has one so far)."""
-        return file_wrapping_key(self.settings)
+    def wrapping_key(self) -> Wrapper:
+        """The key store's wrapping key (a token's AES key, or the file key store's)."""
+        return wrapping_key(self.settings)
 
     # -- making credentials -----------------------------------------------------------------
     def _authorize(self, mac_text: str, principal: Principal, action: str) -> MacAddress:

@@ -1,21 +1,24 @@
-"""The key-wrapping key of the ``file:`` key store: encrypts secrets the service must read back
-(device private keys, ACME EAB HMAC keys) at rest.
+"""The key-wrapping key: encrypts secrets the service must read back (device private keys, ACME
+EAB HMAC keys) at rest. ``wrapping_key_uri`` names an AES key in a PKCS#11 token (see
+``keystore.pkcs11.Pkcs11WrappingKey``); when it is empty, the ``file:`` key store's key is used:
 
 A random 256-bit key, made once at ``<home>/keys/wrapping.key`` (mode 0600). The file itself is
 sealed like the other file keys: AES-256-GCM under a key derived with scrypt (RFC 7914) from the
 key store passphrase, so a copy of the home folder (a backup, a stolen disk) without the
 passphrase - which may come from ``CA_SERVICE_KEY_PASSPHRASE`` rather than the disk - does not
-yield it. A PKCS#11 wrapping key (an AES key inside the HSM) is not implemented yet.
+yield it.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -23,6 +26,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ca_service.config import Settings
 from ca_service.errors import CAError, Kind
+from ca_service.keystore import scheme_of
 from ca_service.keystore.file import FileKeyStore, write_private
 
 MAGIC = b"CASWK1"  # format marker of the sealed file
@@ -68,6 +72,44 @@ def _create_once(path: Path, data: bytes) -> None:
         pass
     finally:
         tmp.unlink()
+
+
+class Wrapper(Protocol):
+    """What callers need of a wrapping key: AES-256-GCM with ``context`` as associated data."""
+
+    @property
+    def label(self) -> str: ...
+
+    def wrap(self, plaintext: bytes, context: bytes) -> bytes: ...
+
+    def unwrap(self, blob: bytes, context: bytes) -> bytes: ...
+
+
+def wrapping_key(settings: Settings) -> Wrapper:
+    """The configured wrapping key: the token's AES key for a ``pkcs11:`` URI, else the file key."""
+    if not settings.wrapping_key_uri:
+        return file_wrapping_key(settings)
+    if scheme_of(settings.wrapping_key_uri) != "pkcs11":
+        raise CAError(Kind.MALFORMED, "wrapping_key_uri must be a pkcs11: URI (or empty for the file key).")
+    return _pkcs11_module().Pkcs11WrappingKey(settings.wrapping_key_uri)  # type: ignore[no-any-return]
+
+
+def ensure_wrapping_key(settings: Settings) -> Wrapper:
+    """Make the configured wrapping key unless it exists (``ca-service init``): a token's AES key
+    is generated once here, never implicitly by a worker; the file key is made on first use."""
+    key = wrapping_key(settings)
+    try:
+        key.wrap(b"ca-service wrapping self-test", b"self-test")
+    except CAError:
+        if not settings.wrapping_key_uri:
+            raise
+        return _pkcs11_module().Pkcs11WrappingKey.create(settings.wrapping_key_uri)  # type: ignore[no-any-return]
+    return key
+
+
+def _pkcs11_module() -> Any:
+    # imported only when configured, like the pkcs11 signing backend
+    return importlib.import_module("ca_service.keystore.pkcs11")
 
 
 def file_wrapping_key(settings: Settings) -> WrappingKey:
