@@ -187,3 +187,27 @@ def test_order_refusals(live: LiveServer, services: Services, tmp_path: Path) ->
     # another account cannot read this order
     peek = raw_post(created.headers["Location"], None, other.net.key, nonce(live.url), kid=other_regr.uri)
     refused(peek, "malformed", 404)
+
+
+HEADER = jose.b64.b64encode(b'{"alg":"ES256"}').decode()
+NESTED = jose.b64.b64encode(b"[" * 20000 + b"]" * 20000).decode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"protected": HEADER, "payload": {}, "signature": ""},
+        {"protected": HEADER, "payload": "", "signature": 5},
+        {"protected": NESTED, "payload": "", "signature": "x"},
+    ],
+    ids=["payload-not-a-string", "signature-not-a-string", "nested-header"],
+)
+def test_malformed_jws_is_malformed_not_a_500(client: Any, services: Services, body: dict[str, Any]) -> None:
+    """Found in review: josepy and json raise other errors than ValueError on such bodies."""
+    import json
+
+    response = client.post("/acme/new-account", data=json.dumps(body), content_type="application/jose+json")
+    assert response.status_code == 400
+    assert response.json["type"] == "urn:ietf:params:acme:error:malformed"
+    with services.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(AcmeAccountRow)) == 0

@@ -207,3 +207,17 @@ def test_fifty_megabyte_body_is_refused_without_reading(client, admin, services)
     )
     assert response.status_code == 413 and response.json["limit_bytes"] == 65536
     assert counts(services) == (0, 0, 0)
+
+
+def test_deeply_nested_json_is_a_400(client, admin, services) -> None:
+    body = '{"csr": ' + "[" * 30000 + "]" * 30000 + "}"
+    response = client.post("/api/v1/certificates", data=body, headers=admin, content_type="application/json")
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    assert "nested too deeply" in response.json["detail"]
+    assert counts(services) == (0, 0, 0)
+
+
+def test_page_beyond_the_limit_is_refused(client, admin) -> None:
+    for path in ("/api/v1/certificates", "/api/v1/devices"):
+        response = client.get(f"{path}?page=99999999999999999999", headers=admin)
+        assert response.status_code == 400 and "'page' is at most" in response.json["detail"]

@@ -323,3 +323,21 @@ def test_lease_elects_one_publisher_and_numbers_never_go_back(services, settings
         )
         assert store.published_crl(session, issuer_id).number == second
     other.db.dispose()
+
+
+def test_ocsp_certid_with_an_unknown_hash_is_malformed(
+    client: FlaskClient, admin: dict[str, str], tmp_path: Path
+) -> None:
+    """The CertID's hash algorithm is decoded lazily by cryptography: an OID it does not know
+    must still be malformedRequest, not a 500 (found in review)."""
+    _, crt = issue(client, admin, tmp_path, "7C2F80000009", "h")
+    _, issuing = ca_files(client, tmp_path)
+    der = _ocsp_request(crt, issuing, nonce=False)
+    sha1_oid = bytes.fromhex("06052b0e03021a")
+    assert sha1_oid in der
+    odd = der.replace(sha1_oid, bytes.fromhex("06052b0e03021b"))  # 1.3.14.3.2.27, not a hash
+    answer = client.post("/ocsp", data=odd, content_type="application/ocsp-request")
+    assert answer.status_code == 400
+    assert (
+        ocsp.load_der_ocsp_response(answer.data).response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    )

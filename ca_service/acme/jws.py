@@ -52,7 +52,11 @@ def parse(body: bytes | dict[str, Any]) -> Signed:
     """Parse a flattened JWS; anything else is ``malformed``."""
     try:
         obj = json.loads(body) if isinstance(body, bytes) else body
-        if not isinstance(obj, dict) or set(obj) != {"protected", "payload", "signature"}:
+        if (
+            not isinstance(obj, dict)
+            or set(obj) != {"protected", "payload", "signature"}
+            or not all(isinstance(v, str) for v in obj.values())
+        ):
             raise ValueError("not a flattened JWS")
         header = json.loads(jose.b64.b64decode(obj["protected"]))
         if not isinstance(header, dict):
@@ -63,7 +67,14 @@ def parse(body: bytes | dict[str, Any]) -> Signed:
         payload = signed.payload
     except CAError:
         raise
-    except (ValueError, TypeError, KeyError, jose.DeserializationError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        RecursionError,
+        jose.DeserializationError,
+    ) as exc:
         raise problem(
             "The request body must be a flattened JWS with 'protected', 'payload' and 'signature'."
         ) from exc

@@ -117,7 +117,7 @@ def account_request() -> tuple[jws.Signed, Account]:
 def payload_object(signed: jws.Signed) -> dict[str, Any]:
     try:
         value = json.loads(signed.payload)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise jws.problem("The JWS payload is not JSON.") from exc
     if not isinstance(value, dict):
         raise jws.problem("The JWS payload must be a JSON object.")
@@ -213,7 +213,7 @@ def new_account() -> Response:
     jws.verify_mac(eab, key_record.hmac_key)
     try:
         bound_key = jws.load_jwk(json.loads(eab.payload))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise jws.problem("The external account binding payload must be the account JWK.") from exc
     if bound_key != key:
         raise jws.problem("The external account binding is for another account key.", "unauthorized")
@@ -351,6 +351,7 @@ def revoke_cert() -> Response:
     if not isinstance(reason, int) or isinstance(reason, bool):
         raise jws.problem("'reason' is an RFC 5280 reason code.", "badRevocationReason")
     authority().revoke(der, reason, acct, None if acct else jws.raw_key(key))
+    current_app.extensions["ca_service"].publisher.poke()  # the CRL follows within the coalesce window
     return Response(status=200)
 
 

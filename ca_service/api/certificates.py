@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ca_service.api.auth import ANY_ROLE, SECURITY, WRITERS, principal, require, services
+from ca_service.api.problems import page_window
 from ca_service.api.schemas import (
     CertificateQuerySchema,
     CertificateSchema,
@@ -63,13 +64,14 @@ class Certificates(MethodView):
     @require(*ANY_ROLE)
     def get(self, query: dict[str, Any], pagination_parameters: Any) -> Any:
         """Search certificates by MAC, status and expiry, newest first."""
+        offset, limit = page_window(pagination_parameters)
         items, total = services().enrollment.search(
             principal(),
             mac=query.get("mac"),
             status=query.get("status"),
             expires_before=query.get("expires_before"),
-            offset=pagination_parameters.first_item,
-            limit=pagination_parameters.page_size,
+            offset=offset,
+            limit=limit,
         )
         pagination_parameters.item_count = total
         return items

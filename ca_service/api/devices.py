@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ca_service.api.auth import ANY_ROLE, SECURITY, WRITERS, principal, require, services
-from ca_service.api.problems import accepts, problem_docs
+from ca_service.api.problems import accepts, page_window, problem_docs
 from ca_service.api.schemas import (
     CredentialRequestSchema,
     DeliverySchema,
@@ -55,9 +55,7 @@ class Devices(MethodView):
     @require(*ANY_ROLE)
     def get(self, pagination_parameters: Any) -> Any:
         """Devices in the token's scope, by MAC."""
-        items, total = services().devices.page(
-            principal(), pagination_parameters.first_item, pagination_parameters.page_size
-        )
+        items, total = services().devices.page(principal(), *page_window(pagination_parameters))
         pagination_parameters.item_count = total
         return items
 

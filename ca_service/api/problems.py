@@ -78,6 +78,17 @@ def accepts(*mimetypes: str) -> Callable[[F], F]:
     return mark
 
 
+MAX_PAGE = 1_000_000
+
+
+def page_window(pagination: Any) -> tuple[int, int]:
+    """(offset, limit) of flask-smorest pagination parameters; a page beyond MAX_PAGE is a 422
+    (a huge page number would overflow the database's integer)."""
+    if pagination.page > MAX_PAGE:
+        raise CAError(Kind.MALFORMED, f"'page' is at most {MAX_PAGE}.")
+    return pagination.first_item, pagination.page_size
+
+
 def problem_docs(blp: Blueprint, *pairs: tuple[int, str]) -> Callable[[F], F]:
     """Document the problem answers of a view in the OpenAPI document: (status, description)."""
     from ca_service.api.schemas import ProblemSchema
@@ -169,6 +180,11 @@ def install(app: Flask) -> None:
         if status == 405 and getattr(exc, "valid_methods", None):
             extra["allowed_methods"] = sorted(exc.valid_methods)  # type: ignore[attr-defined]
         return problem(status, exc.name, detail, **extra)
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError) -> Response:
+        # any parser (JSON bodies, JWS) given absurdly nested input: a client error, not a 500
+        return problem(400, "Bad Request", "The request body is nested too deeply to read.")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

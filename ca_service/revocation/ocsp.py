@@ -14,6 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import OCSPExtensionOID
 
@@ -64,8 +66,12 @@ class OcspResponder:
         ``unauthorized`` (RFC 6960 section 2.3)."""
         try:
             request = ocsp.load_der_ocsp_request(der)
-            request.serial_number  # noqa: B018 - multi-certificate requests fail here
-        except (ValueError, TypeError, NotImplementedError):
+            # decoded lazily: read every field now (multi-certificate requests, unknown hash
+            # algorithms and duplicate extensions fail here, not later in a 500)
+            request.serial_number  # noqa: B018
+            request.hash_algorithm  # noqa: B018
+            request.extensions  # noqa: B018
+        except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm, x509.DuplicateExtension):
             status = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
             return OcspAnswer(unsuccessful(status), status)
         issuer_id = self._issuer_for(request)
