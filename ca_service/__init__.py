@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from flask import Flask
@@ -26,6 +27,8 @@ from ca_service.revocation import OcspResponder, Publisher, Revocation
 from ca_service.store import Database
 
 __version__ = "0.1.0"
+log = logging.getLogger("ca_service")
+WAITS_FOR_KEYSTORE = "Waits for the key store (see 'keystore')."
 
 
 @dataclass
@@ -56,23 +59,25 @@ class Services:
         try:
             self.issuers.self_test()
             checks["keystore"] = "ok"
-        except CAError as exc:
-            checks["keystore"] = exc.detail
-        except Exception:  # a key store fault of any kind makes us not ready
-            self.issuers.invalidate()
-            checks["keystore"] = "The issuing key cannot sign."
+        except Exception as exc:  # a key store fault of any kind makes us not ready
+            if not isinstance(exc, CAError):
+                self.issuers.invalidate()
+            # /healthz is public: the reason (it may name key files or module paths) goes to
+            # the log only
+            log.warning("key store not ready", extra={"detail": getattr(exc, "detail", type(exc).__name__)})
+            checks["keystore"] = "The issuing key cannot sign; the service log says why."
         try:
             checks["crl"] = self.revocation.health_check()
         except CAError as exc:
-            checks["crl"] = exc.detail
+            checks["crl"] = exc.detail if checks["keystore"] == "ok" else WAITS_FOR_KEYSTORE
         return checks
 
     def details(self) -> dict[str, object]:
         """Facts for operators that do not make the service unready."""
         try:
             expiring = self.bundle.expiring()
-        except CAError as exc:
-            return {"trust_bundle": exc.detail}
+        except CAError:  # the reason is in /healthz checks (key store details only in the log)
+            return {"trust_bundle": "The trust bundle cannot be read now; see 'checks'."}
         return {
             "trust_anchors_expiring_within_90_days": len(expiring),
             "trust_anchors_expiring": [
