@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ca_service.authority import serial_text
@@ -38,7 +37,6 @@ from ca_service.store.models import TrustAnchorRow, utcnow
 log = logging.getLogger("ca_service.bundle")
 
 FULL_TITLE = "ca-service trust bundle: every active anchor and this service's CAs"
-PUBLISH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -73,71 +71,61 @@ class Bundle:
             raise CAError(
                 Kind.CONFLICT, "This is one of this service's own CAs; it is in the bundle already."
             )
-        for _ in range(PUBLISH_ATTEMPTS):
-            try:
-                with self.db.write() as session:
-                    row = trust.add_anchor(
-                        session,
-                        TrustAnchorRow(
-                            label=label,
-                            purpose=purpose,
-                            fingerprint_sha256=facts.fingerprint,
-                            subject=facts.subject,
-                            not_before=facts.not_before,
-                            not_after=facts.not_after,
-                            der=facts.der,
-                            warnings=list(facts.warnings),
-                            created_by=principal.label,
-                            created_at=now,
-                        ),
-                    )
-                    version = self._publish(session, f"anchor {row.id} added")
-                    audit.record(
-                        session,
-                        actor=principal.label,
-                        action="trust.anchor.add",
-                        detail={
-                            "id": row.id,
-                            "label": label,
-                            "purpose": purpose,
-                            "fingerprint_sha256": facts.fingerprint,
-                            "subject": facts.subject,
-                            "bundle_version": version,
-                        },
-                    )
-                    view = self._anchor_json(row, now)
-            except IntegrityError:
-                continue  # another worker published the same version number first
-            log.info("trust anchor added", extra={"actor": principal.label, "fingerprint": facts.fingerprint})
-            return view
-        raise CAError(Kind.UNAVAILABLE, "The trust bundle is being changed concurrently; try again.")
+        with self.db.write() as session:
+            row = trust.add_anchor(
+                session,
+                TrustAnchorRow(
+                    label=label,
+                    purpose=purpose,
+                    fingerprint_sha256=facts.fingerprint,
+                    subject=facts.subject,
+                    not_before=facts.not_before,
+                    not_after=facts.not_after,
+                    der=facts.der,
+                    warnings=list(facts.warnings),
+                    created_by=principal.label,
+                    created_at=now,
+                ),
+            )
+            version = self._publish(session, f"anchor {row.id} added")
+            audit.record(
+                session,
+                actor=principal.label,
+                action="trust.anchor.add",
+                detail={
+                    "id": row.id,
+                    "label": label,
+                    "purpose": purpose,
+                    "fingerprint_sha256": facts.fingerprint,
+                    "subject": facts.subject,
+                    "bundle_version": version,
+                },
+            )
+            view = self._anchor_json(row, now)
+        log.info("trust anchor added", extra={"actor": principal.label, "fingerprint": facts.fingerprint})
+        return view
 
     def retire(self, anchor_id: int, principal: Principal) -> dict[str, Any]:
         """Take an anchor out of the bundle; its row stays as history."""
         _require_admin(principal)
-        for _ in range(PUBLISH_ATTEMPTS):
-            try:
-                with self.db.write() as session:
-                    row = self._row(session, anchor_id)
-                    if row.retired_at is not None:
-                        raise CAError(Kind.CONFLICT, f"Trust anchor {anchor_id} was retired already.")
-                    row.retired_at, row.retired_by = utcnow(), principal.label
-                    session.flush()
-                    version = self._publish(session, f"anchor {row.id} retired")
-                    audit.record(
-                        session,
-                        actor=principal.label,
-                        action="trust.anchor.retire",
-                        detail={
-                            "id": row.id,
-                            "fingerprint_sha256": row.fingerprint_sha256,
-                            "bundle_version": version,
-                        },
-                    )
-                    return self._anchor_json(row, datetime.now(UTC))
-            except IntegrityError:
-                continue
-        raise CAError(Kind.UNAVAILABLE, "The trust bundle is being changed concurrently; try again.")
+        with self.db.write() as session:
+            row = self._row(session, anchor_id)
+            if row.retired_at is not None:
+                raise CAError(Kind.CONFLICT, f"Trust anchor {anchor_id} was retired already.")
+            row.retired_at, row.retired_by = utcnow(), principal.label
+            session.flush()
+            version = self._publish(session, f"anchor {row.id} retired")
+            audit.record(
+                session,
+                actor=principal.label,
+                action="trust.anchor.retire",
+                detail={
+                    "id": row.id,
+                    "fingerprint_sha256": row.fingerprint_sha256,
+                    "bundle_version": version,
+                },
+            )
+            return self._anchor_json(row, datetime.now(UTC))
 
     def anchors(self, include_retired: bool = False) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -184,7 +172,8 @@ class Bundle:
             return [e for e in self._entries(session) if e.expiring(now)]
 
     def _publish(self, session: Session, reason: str) -> int:
-        """In ``session``: give the current full bundle the next version unless it has one."""
+        """In ``session``: give the current full bundle the next version unless it has one. Bundle
+        changes take turns under the versions lock, so latest + 1 is always free."""
         trust.lock_versions(session)
         text = render_pem(self._entries(session), FULL_TITLE)
         latest = trust.latest_version(session)
@@ -195,13 +184,8 @@ class Bundle:
         return version
 
     def _publish_now(self, reason: str) -> int:
-        for _ in range(PUBLISH_ATTEMPTS):
-            try:
-                with self.db.write() as session:
-                    return self._publish(session, reason)
-            except IntegrityError:
-                continue
-        raise CAError(Kind.UNAVAILABLE, "The trust bundle is being changed concurrently; try again.")
+        with self.db.write() as session:
+            return self._publish(session, reason)
 
     def _entries(self, session: Session) -> list[Entry]:
         imported = [

@@ -49,7 +49,7 @@ def latest_version(session: Session) -> TrustBundleVersionRow | None:
 
 
 def add_version(session: Session, version: int, digest: str, reason: str) -> None:
-    """Record the next version; a concurrent writer that took the same number makes this raise
-    IntegrityError (at flush), and the caller starts over."""
+    """Record the next version (call :func:`lock_versions` first); the primary key still refuses a
+    reused number."""
     session.add(TrustBundleVersionRow(version=version, digest=digest, reason=reason[:64], at=utcnow()))
     session.flush()
