@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -142,30 +143,28 @@ class Enrollment:
             serial = random_serial()
             cert = issuer.sign_device_certificate(public_key, mac, profile, serial)
             der = cert.public_bytes(serialization.Encoding.DER)
-            serial_hex = serial_text(serial)
-            created_at = utcnow()
-            fingerprint = hashlib.sha256(der).hexdigest()
+            values: dict[str, Any] = {
+                "serial": serial_text(serial),
+                "issuer_id": issuer_id,
+                "mac": mac.value,
+                "profile": profile.name,
+                "key_type": key_type,
+                "not_before": cert.not_valid_before_utc,
+                "not_after": cert.not_valid_after_utc,
+                "status": CertificateStatus.VALID.value,
+                "fingerprint_sha256": hashlib.sha256(der).hexdigest(),
+                "der": der,
+                "replaces": replaces,
+                "created_by": principal.label,
+                "created_at": utcnow(),
+            }
+            serial_hex = values["serial"]
             try:
                 with self.db.write() as session:
                     if replaces:
                         self._replace(session, replaces, serial_hex, mac, principal)
                     certs.ensure_device(session, mac.value)
-                    certs.insert_certificate(
-                        session,
-                        serial=serial_hex,
-                        issuer_id=issuer_id,
-                        mac=mac.value,
-                        profile=profile.name,
-                        key_type=key_type,
-                        not_before=cert.not_valid_before_utc,
-                        not_after=cert.not_valid_after_utc,
-                        status=CertificateStatus.VALID.value,
-                        fingerprint_sha256=fingerprint,
-                        der=der,
-                        replaces=replaces,
-                        created_by=principal.label,
-                        created_at=created_at,
-                    )
+                    certs.insert_certificate(session, **values)
                     if also:
                         also(session, serial_hex)
                     audit.record(
@@ -194,21 +193,7 @@ class Enrollment:
                     "issuer": issuer.name,
                 },
             )
-            return IssuedCertificate(
-                serial=serial_hex,
-                mac=mac.value,
-                profile=profile.name,
-                issuer=issuer.name,
-                not_before=cert.not_valid_before_utc,
-                not_after=cert.not_valid_after_utc,
-                certificate_pem=pem(cert),
-                chain_pem=issuer.chain_pem,
-                fingerprint_sha256=fingerprint,
-                key_type=key_type,
-                replaces=replaces,
-                created_by=principal.label,
-                created_at=created_at,
-            )
+            return self.view(CertificateRow(**values), pem(cert))
         raise CAError(Kind.INTERNAL, "Could not allocate a unique serial number.")
 
     @staticmethod
@@ -226,10 +211,12 @@ class Enrollment:
             raise CAError(Kind.CONFLICT, f"Certificate {old} has already been replaced.")
 
     # -- queries ----------------------------------------------------------------------------
-    def view(self, row: CertificateRow) -> IssuedCertificate:
+    def view(self, row: CertificateRow, certificate_pem: str | None = None) -> IssuedCertificate:
+        """A stored (or just committed) certificate row as the API shows it; ``certificate_pem``
+        saves re-encoding the DER when the caller has it."""
         issuer = self.issuers.get().by_id.get(row.issuer_id)
-
-        cert = x509.load_der_x509_certificate(row.der)
+        if certificate_pem is None:
+            certificate_pem = pem(x509.load_der_x509_certificate(row.der))
         return IssuedCertificate(
             serial=row.serial,
             mac=row.mac,
@@ -237,7 +224,7 @@ class Enrollment:
             issuer=issuer.name if issuer else str(row.issuer_id),
             not_before=row.not_before,
             not_after=row.not_after,
-            certificate_pem=pem(cert),
+            certificate_pem=certificate_pem,
             chain_pem=issuer.chain_pem if issuer else "",
             status=CertificateStatus(row.status),
             fingerprint_sha256=row.fingerprint_sha256,
