@@ -607,9 +607,7 @@ def devices_import(ctx: click.Context, csv_file: Path, batch_size: int, report: 
     Idempotent: re-running it changes nothing. Bad rows are reported, good rows kept."""
     import csv
 
-    from ca_service.domain import Principal, Role
-
-    actor = Principal(name=f"cli:{os.environ.get('USER', 'root')}", role=Role.ADMIN)
+    actor = _actor()
     with csv_file.open(newline="", encoding="utf-8-sig") as fh:
         total = sum(1 for _ in fh)
     with (
@@ -660,10 +658,8 @@ def revoke(ctx: click.Context, serial: str, reason: str, invalidity_date: Any, p
     """Revoke a certificate by serial (hex, as openssl prints it), through the API's code path."""
     from datetime import UTC
 
-    from ca_service.domain import Principal, Role
-
     services = _services(_settings(ctx))
-    actor = Principal(name=f"cli:{os.environ.get('USER', 'root')}", role=Role.ADMIN)
+    actor = _actor()
     when = invalidity_date.replace(tzinfo=UTC) if invalidity_date else None
     done = services.revocation.revoke(serial, reason, when, actor)
     click.echo(f"revoked {done.serial} ({done.mac}) for {done.reason}", err=True)

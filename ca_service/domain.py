@@ -33,22 +33,16 @@ class MacAddress:
         if not isinstance(text, str) or len(text) > 64:
             raise CAError(Kind.BAD_IDENTIFIER, "A MAC address is 12 hexadecimal digits.")
         stripped = text.strip()
-        groups = [g for g in _SEPARATORS.split(stripped)]
+        groups = _SEPARATORS.split(stripped)
         # Separators must split the digits evenly: 6x2 (colon/dash), 3x4 (dot) or none.
-        if len(groups) > 1 and not (
-            (len(groups) == 6 and all(len(g) == 2 for g in groups))
-            or (len(groups) == 3 and all(len(g) == 4 for g in groups))
-        ):
-            raise CAError(
-                Kind.BAD_IDENTIFIER,
-                f"'{_printable(text)}' is not a MAC address; write it as 12 hex digits, "
-                "optionally separated as 7C:2F:80:C6:E5:C2, 7C-2F-80-C6-E5-C2 or 7c2f.80c6.e5c2.",
-            )
+        evenly = len(groups) == 1 or (
+            {len(g) for g in groups} == {12 // len(groups)} and len(groups) in (3, 6)
+        )
         digits = "".join(groups).upper()
-        if not _HEX12.fullmatch(digits):
+        if not evenly or not _HEX12.fullmatch(digits):
             raise CAError(
                 Kind.BAD_IDENTIFIER,
-                f"'{_printable(text)}' is not a MAC address; write it as 12 hex digits, "
+                f"'{printable(text)}' is not a MAC address; write it as 12 hex digits, "
                 "optionally separated as 7C:2F:80:C6:E5:C2, 7C-2F-80-C6-E5-C2 or 7c2f.80c6.e5c2.",
             )
         return cls(digits)
@@ -69,7 +63,7 @@ class MacAddress:
         return self.value
 
 
-def _printable(text: str, limit: int = 40) -> str:
+def printable(text: str, limit: int = 40) -> str:
     """A short, printable echo of untrusted input for error details."""
     clean = "".join(c if c.isprintable() else "?" for c in text[:limit])
     return clean + ("..." if len(text) > limit else "")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ca_service.domain import MacAddress, Principal, Role, _printable
+from ca_service.domain import MacAddress, Principal, Role, printable
 from ca_service.enrollment.service import DeviceView, Enrollment, record_refusal
 from ca_service.errors import CAError, Kind
 from ca_service.policy import check_scope, device_mac
@@ -162,7 +162,7 @@ class Devices:
                 seen[values["mac"]] = line
                 batch.append((line, values))
             except CAError as exc:
-                report.rejected.append(Rejected(line, _printable(str(row.get("mac") or "")), exc.detail))
+                report.rejected.append(Rejected(line, printable(str(row.get("mac") or "")), exc.detail))
             if len(batch) >= batch_size:
                 self._commit(principal, batch, report)
                 batch = []

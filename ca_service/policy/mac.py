@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ca_service.domain import MacAddress, _printable
+from ca_service.domain import MacAddress, printable
 from ca_service.errors import CAError, Kind
 
 GENERIC_FACTORY_CN = "Einstein2"
@@ -28,7 +28,7 @@ def device_mac(text: str, oui_allowlist: Sequence[str] = ()) -> MacAddress:
     except CAError as exc:
         raise CAError(
             Kind.BAD_IDENTIFIER,
-            f"The CN '{_printable(text)}' is not a device MAC address; it must be 12 hex digits "
+            f"The CN '{printable(text)}' is not a device MAC address; it must be 12 hex digits "
             "such as 7C2F80C6E5C2 (separators : - . are accepted).",
         ) from exc
     if mac.is_zero:
