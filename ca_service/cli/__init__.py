@@ -1,0 +1,20 @@
+"""The ``ca-service`` command: one module per command group, no business logic.
+
+Importing the modules registers their commands on :data:`main`."""
+
+from ca_service.cli import acme, ca, certificates, crl, database, devices, renewals, serve, tokens, trust
+from ca_service.cli.base import main
+
+__all__ = [
+    "acme",
+    "ca",
+    "certificates",
+    "crl",
+    "database",
+    "devices",
+    "main",
+    "renewals",
+    "serve",
+    "tokens",
+    "trust",
+]

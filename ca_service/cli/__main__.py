@@ -1,0 +1,5 @@
+"""``python -m ca_service.cli``."""
+
+from ca_service.cli import main
+
+main()

@@ -1,0 +1,192 @@
+"""`ca-service` CA set-up: init and the issuer commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ca_service.cli.base import (
+    CA_KEY_TYPE,
+    main,
+    publish_first_crl,
+    services_of,
+    settings_of,
+    upgrade_schema,
+)
+
+
+@main.command()
+@click.option(
+    "--issuing-key-type",
+    default="ec-p256",
+    show_default=True,
+    type=CA_KEY_TYPE,
+)
+@click.option(
+    "--root-key-type",
+    default="ec-p384",
+    show_default=True,
+    type=CA_KEY_TYPE,
+)
+@click.option("--subject", default=None, help="Issuing CA subject, e.g. '/O=Example/CN=Device Issuing CA'.")
+@click.option("--root-subject", default=None, help="Root CA subject.")
+@click.option("--key-uri", default=None, help="Where the issuing key is made (file:... or pkcs11:...).")
+@click.option("--root-key-uri", default=None, help="Where the root key is made (default: a file key).")
+@click.option(
+    "--issuing-csr-only", is_flag=True, help="Make only the issuing key and a CSR for an external root."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the CSR with --issuing-csr-only (default: stdout).",
+)
+@click.pass_context
+def init(
+    ctx: click.Context,
+    issuing_key_type: str,
+    root_key_type: str,
+    subject: str | None,
+    root_subject: str | None,
+    key_uri: str | None,
+    root_key_uri: str | None,
+    issuing_csr_only: bool,
+    out: Path | None,
+) -> None:
+    """Create the home folder, the schema, a root CA and an issuing CA. Refuses to overwrite."""
+    from ca_service.enrollment import ca_setup
+
+    settings = settings_of(ctx)
+    upgrade_schema(settings)
+    kwargs: dict[str, Any] = {
+        "issuing_key_type": issuing_key_type,
+        "root_key_type": root_key_type,
+        "issuing_key_uri": key_uri,
+        "root_key_uri": root_key_uri,
+        "csr_only": issuing_csr_only,
+    }
+    if subject:
+        kwargs["issuing_subject"] = subject
+    if root_subject:
+        kwargs["root_subject"] = root_subject
+    services = services_of(settings)
+    result = ca_setup.initialize(services.db, settings, **kwargs)
+    if result.csr_pem:
+        if out:
+            out.write_text(result.csr_pem)
+            click.echo(
+                f"issuing CA CSR written to {out}; sign it with your root, then run "
+                f"'ca-service issuer import issuing.pem --root root.pem'",
+                err=True,
+            )
+        else:
+            click.echo(result.csr_pem, nl=False)
+        return
+    publish_first_crl(services)
+    click.echo(
+        f"created root CA {result.root_name} and issuing CA {result.issuing_name} in {settings.home}",
+        err=True,
+    )
+
+
+@main.group()
+def issuer() -> None:
+    """Issuing CAs."""
+
+
+@issuer.command("import")
+@click.argument("issuing", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--root", "root_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.pass_context
+def issuer_import(ctx: click.Context, issuing: Path, root_file: Path) -> None:
+    """Activate the pending issuing CA with its certificate signed by an external root."""
+    from ca_service.enrollment import ca_setup
+
+    settings = settings_of(ctx)
+    services = services_of(settings)
+    name = ca_setup.import_issuer(services.db, settings, issuing.read_bytes(), root_file.read_bytes())
+    publish_first_crl(services)
+    click.echo(f"issuing CA {name} is active", err=True)
+
+
+@issuer.command("rotate")
+@click.option("--key-uri", default=None, help="Where the new issuing key is made (file:... or pkcs11:...).")
+@click.option(
+    "--key-type",
+    default=None,
+    type=CA_KEY_TYPE,
+    help="Default: the type of the current issuing key.",
+)
+@click.option("--subject", default=None, help="Subject of the new issuing CA (default: the current one's).")
+@click.option(
+    "--csr-only", is_flag=True, help="Make a CSR for an external root even if the root key is here."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the CSR when the root is external (default: stdout).",
+)
+@click.pass_context
+def issuer_rotate(
+    ctx: click.Context,
+    key_uri: str | None,
+    key_type: str | None,
+    subject: str | None,
+    csr_only: bool,
+    out: Path | None,
+) -> None:
+    """Replace the active issuing CA with a new key and certificate; the old one is retiring."""
+    from ca_service.enrollment import ca_setup
+
+    settings = settings_of(ctx)
+    services = services_of(settings)
+    result = ca_setup.rotate(
+        services.db,
+        settings,
+        key_uri=key_uri,
+        key_type=key_type,
+        subject=subject,
+        csr_only=csr_only,
+    )
+    if result.csr_pem is None:
+        publish_first_crl(services)
+        click.echo(
+            f"issuing CA {result.issuing_name} is active; {result.retiring_name} is retiring", err=True
+        )
+        return
+    if out:
+        out.write_text(result.csr_pem)
+        click.echo(f"CSR for {result.issuing_name} written to {out}", err=True)
+    else:
+        click.echo(result.csr_pem, nl=False)
+    click.echo(
+        "sign it with your root, then run 'ca-service issuer import issuing.pem --root root.pem'", err=True
+    )
+
+
+@issuer.command("list")
+@click.pass_context
+def issuer_list(ctx: click.Context) -> None:
+    """List our CAs: name, role, state, validity, certificates issued, key URI."""
+    from ca_service.enrollment import ca_setup
+
+    for i in ca_setup.list_issuers(services_of(settings_of(ctx)).db):
+        until = f"{i.not_after:%Y-%m-%d}" if i.not_after else "-"
+        click.echo(
+            f"{i.name}\t{i.role}\t{i.state}\tuntil {until}\t{i.certificates} certs\t{i.key_uri or '-'}"
+        )
+
+
+@issuer.command("retire")
+@click.pass_context
+def issuer_retire(ctx: click.Context) -> None:
+    """Mark retiring issuers retired once their last certificate has expired (run daily)."""
+    from ca_service.enrollment import ca_setup
+
+    for name in ca_setup.retire_finished(services_of(settings_of(ctx)).db):
+        click.echo(f"issuing CA {name} is retired", err=True)

@@ -1,0 +1,97 @@
+"""`ca-service` serving and documents."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ca_service.cli.base import (
+    main,
+    publish_first_crl,
+    services_of,
+    settings_of,
+    upgrade_schema,
+)
+from ca_service.config import Settings
+
+GUNICORN_CONF = Path(__file__).resolve().parents[2] / "deploy" / "gunicorn.conf.py"
+
+
+def ensure_initialized(settings: Settings) -> Path | None:
+    """On an empty home: migrate, create a development CA and an admin token file (0600).
+    Returns the token file when it made one."""
+    from ca_service.enrollment import ca_setup
+    from ca_service.enrollment.tokens import create_token
+    from ca_service.keystore.file import write_private
+
+    upgrade_schema(settings)
+    services = services_of(settings)
+    if ca_setup.issuer_records(services.db):
+        return None
+    ca_setup.initialize(services.db, settings)
+    publish_first_crl(services)
+    token_file = settings.home / "admin-token"
+    write_private(token_file, (create_token(services.db, name="dev-admin", role="admin") + "\n").encode())
+    return token_file
+
+
+@main.command()
+@click.option("--bind", default=None, help="host:port (default from settings, 127.0.0.1:8000).")
+@click.option("--workers", type=int, default=None, help="gunicorn workers (default 2 x CPUs).")
+@click.pass_context
+def serve(ctx: click.Context, bind: str | None, workers: int | None) -> None:
+    """Run the service under gunicorn; on an empty home, set up a development CA first."""
+    settings = settings_of(ctx)
+    token_file = ensure_initialized(settings)
+    if token_file:
+        click.echo(f"created a development CA in {settings.home.resolve()}", err=True)
+        click.echo(f"admin token written to {token_file.resolve()} (mode 0600)", err=True)
+    env = dict(os.environ)
+    env["CA_SERVICE_HOME"] = str(settings.home.resolve())
+    env["CA_SERVICE_BIND"] = bind or settings.bind
+    if "PROMETHEUS_MULTIPROC_DIR" not in env:  # one metrics folder per server run, summed by /metrics
+        metrics_dir = settings.home.resolve() / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    if workers or settings.workers:
+        env["CA_SERVICE_WORKERS"] = str(workers or settings.workers)
+    click.echo(f"serving on http://{env['CA_SERVICE_BIND']} (API docs at /docs)", err=True)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "ca_service:create_app()"]
+    os.execvpe(argv[0], argv, env)  # noqa: S606 - fixed argv, no shell
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    from ca_service import create_app
+
+    app = create_app(settings)
+    return app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()  # type: ignore[no-any-return]
+
+
+@main.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.pass_context
+def openapi(ctx: click.Context, out: Path | None) -> None:
+    """Print (or write) the OpenAPI document."""
+    text = json.dumps(openapi_document(settings_of(ctx)), indent=2, sort_keys=True) + "\n"
+    if out:
+        out.write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command("config")
+@click.pass_context
+def show_config(ctx: click.Context) -> None:
+    """Print the effective settings (secrets masked)."""
+    click.echo(json.dumps(settings_of(ctx).public_dump(), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
