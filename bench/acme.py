@@ -159,7 +159,7 @@ def measure(
 def start_ours(tmp: Path, database_url: str | None, workers: int) -> tuple[LiveServer, Any]:
     from ca_service import build_services
     from ca_service.config import load_settings
-    from ca_service.enrollment import ca_setup
+    from ca_service.issuers import lifecycle as ca_setup
     from ca_service.store.migrate import upgrade
 
     home = tmp / "home"

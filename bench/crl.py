@@ -31,8 +31,8 @@ from ca_service import build_services, create_app
 from ca_service.authority.crl import sign_crl
 from ca_service.config import load_settings
 from ca_service.domain import Principal, Role
-from ca_service.enrollment import ca_setup
 from ca_service.enrollment.tokens import create_token
+from ca_service.issuers import lifecycle as ca_setup
 from ca_service.store.migrate import upgrade
 from ca_service.store.models import CertificateRow
 from tests.helpers import LiveServer, make_csr
@@ -146,7 +146,7 @@ def main() -> None:
     upgrade(settings.sqlalchemy_url)
     services = build_services(settings)
     ca_setup.initialize(services.db, settings)
-    issuer_id, issuer = services.issuers.get().signing()
+    issuer_id, issuer = services.signers.active()
     app = create_app(settings)
     client = app.test_client()
     admin = {"Authorization": "Bearer " + create_token(services.db, name="bench", role="admin")}

@@ -38,8 +38,8 @@ from ca_service import build_services  # noqa: E402
 from ca_service.authority import random_serial  # noqa: E402
 from ca_service.config import load_settings  # noqa: E402
 from ca_service.domain import Principal, Role  # noqa: E402
-from ca_service.enrollment import ca_setup  # noqa: E402
 from ca_service.enrollment.tokens import create_token  # noqa: E402
+from ca_service.issuers import lifecycle as ca_setup  # noqa: E402
 from ca_service.policy import CsrRules, check_csr  # noqa: E402
 from ca_service.store.migrate import upgrade  # noqa: E402
 from tests.helpers import LiveServer  # noqa: E402
@@ -60,7 +60,7 @@ def ceiling_worker(args: tuple[str, str, str, float]) -> int:
     home, url, csr, seconds = args
     settings = load_settings(environ={}, home=Path(home), database_url=url)
     services = build_services(settings)
-    _, issuer = services.issuers.get().signing()
+    _, issuer = services.signers.active()
     profile = settings.profile("device")
     rules = CsrRules()
     done, end = 0, time.perf_counter() + seconds

@@ -26,7 +26,7 @@ from ca_service.authority.ca import create_issuing, create_root, parse_subject
 from ca_service.authority.issuer import Issuer, signature_hash
 from ca_service.config import load_settings
 from ca_service.domain import KeyType, MacAddress
-from ca_service.keystore import SigningKey, create_key, generate_software_key, load_key
+from ca_service.keystore import SigningKey, create_key, load_key
 
 MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
 MESSAGE = secrets.token_bytes(400)  # about the size of a device certificate's TBS
@@ -49,10 +49,10 @@ def signer(key: SigningKey) -> Callable[[], bytes]:
 
 
 def certifier(key: SigningKey, settings: object) -> Callable[[], x509.Certificate]:
-    root_key = generate_software_key(KeyType.EC_P384)
+    root_key = KeyType.EC_P384.generate()
     root = create_root(root_key, parse_subject("/CN=Bench Root"))
     issuing = create_issuing(root_key, root, key.public_key(), parse_subject("/CN=Bench Issuing"))
-    issuer = Issuer("bench", issuing, key, (root,), "http://ca.bench")
+    issuer = Issuer("bench", issuing, key, "http://ca.bench")
     device_key = ec.generate_private_key(ec.SECP256R1()).public_key()
     profile = settings.profile(None)  # type: ignore[attr-defined]
     mac = MacAddress("7C2F80C6E5C2")
@@ -91,7 +91,7 @@ def main() -> None:
         pkcs11_uri = softhsm_uri(root)
         rows = []
         for key_type in (KeyType.EC_P256, KeyType.RSA_3072):
-            keys: dict[str, SigningKey] = {"raw in-process": generate_software_key(key_type)}
+            keys: dict[str, SigningKey] = {"raw in-process": key_type.generate()}
             create_key(f"file:keys/{key_type.value}.pem", key_type, settings)
             keys["file:"] = load_key(f"file:keys/{key_type.value}.pem", settings)
             if pkcs11_uri:

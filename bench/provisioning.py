@@ -23,10 +23,9 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import insert
 
 from ca_service import build_services
-from ca_service.authority.keys import generate_software_key
 from ca_service.config import load_settings
 from ca_service.domain import SYSTEM, KeyType, MacAddress
-from ca_service.enrollment import ca_setup
+from ca_service.issuers import lifecycle as ca_setup
 from ca_service.store.migrate import upgrade
 from ca_service.store.models import DeviceRow, utcnow
 
@@ -43,19 +42,19 @@ def main() -> None:
     upgrade(settings.sqlalchemy_url)
     services = build_services(settings)
     ca_setup.initialize(services.db, settings)
-    _, issuer = services.issuers.get().signing()
+    _, issuer = services.signers.active()
     profile = settings.profile(None)
     services.credentials.wrapping_key()  # unseal once (scrypt) outside the timings
 
     t = time.perf_counter()
     for i in range(n_cred):
-        key = generate_software_key(KeyType.EC_P256)
+        key = KeyType.EC_P256.generate()
         issuer.sign_device_certificate(key.public_key(), MacAddress(f"7C2F80{i:06X}"), profile, i + 1)
     ceiling_create = time.perf_counter() - t
     csrs = [
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"7C2F84{i:06X}")]))
-        .sign(generate_software_key(KeyType.EC_P256), hashes.SHA256())
+        .sign(KeyType.EC_P256.generate(), hashes.SHA256())
         .public_bytes(serialization.Encoding.PEM)
         for i in range(n_cred)
     ]
@@ -68,7 +67,7 @@ def main() -> None:
     ours_create = time.perf_counter() - t
 
     wrapping = services.credentials.wrapping_key()
-    der = generate_software_key(KeyType.EC_P256)
+    der = KeyType.EC_P256.generate()
     blob = wrapping.wrap(
         der.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

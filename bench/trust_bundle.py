@@ -14,7 +14,7 @@ from pathlib import Path
 from ca_service import build_services, create_app
 from ca_service.config import load_settings
 from ca_service.domain import SYSTEM
-from ca_service.enrollment import ca_setup
+from ca_service.issuers import lifecycle as ca_setup
 from ca_service.store.migrate import upgrade
 
 VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors"

@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Flask
 from flask_smorest import Api
 from sqlalchemy import text
 
 from ca_service import logs
-from ca_service.authority.registry import IssuerCache, IssuerSet
 from ca_service.bundle.service import Bundle
 from ca_service.config import Settings, load_settings
 from ca_service.enrollment import Enrollment
 from ca_service.enrollment.acme import AcmeAuthority
-from ca_service.enrollment.ca_setup import issuer_records, issuer_version
 from ca_service.enrollment.credentials import Credentials
 from ca_service.enrollment.devices import Devices
+from ca_service.enrollment.tokens import create_token
 from ca_service.errors import CAError
+from ca_service.files import write_private
+from ca_service.issuers import Directory, Signers, lifecycle
 from ca_service.renewal.info import Renewals
 from ca_service.revocation import OcspResponder, Publisher, Revocation
 from ca_service.store import Database
@@ -29,6 +31,7 @@ from ca_service.store import Database
 __version__ = "0.1.0"
 log = logging.getLogger("ca_service")
 WAITS_FOR_KEYSTORE = "Waits for the key store (see 'keystore')."
+KEYSTORE_NOT_READY = "The issuing key cannot sign; the service log says why."
 
 
 @dataclass
@@ -37,7 +40,8 @@ class Services:
 
     settings: Settings
     db: Database
-    issuers: IssuerCache
+    directory: Directory
+    signers: Signers
     enrollment: Enrollment
     credentials: Credentials
     devices: Devices
@@ -57,15 +61,10 @@ class Services:
         except CAError as exc:
             checks["database"] = exc.detail
         try:
-            self.issuers.self_test()
+            self.signers.self_test()  # logs the reason itself: /healthz is public
             checks["keystore"] = "ok"
-        except Exception as exc:  # a key store fault of any kind makes us not ready
-            if not isinstance(exc, CAError):
-                self.issuers.invalidate()
-            # /healthz is public: the reason (it may name key files or module paths) goes to
-            # the log only
-            log.warning("key store not ready", extra={"detail": getattr(exc, "detail", type(exc).__name__)})
-            checks["keystore"] = "The issuing key cannot sign; the service log says why."
+        except CAError as exc:
+            checks["keystore"] = KEYSTORE_NOT_READY if checks["database"] == "ok" else exc.detail
         try:
             checks["crl"] = self.revocation.health_check()
         except CAError as exc:
@@ -87,27 +86,37 @@ class Services:
         }
 
 
+    def bootstrap(self) -> Path | None:
+        """On an empty database: create a development CA, publish its first (empty) CRL and
+        write an admin token file (0600) into the home. Returns the token file when it made one."""
+        if lifecycle.records(self.db):
+            return None
+        lifecycle.initialize(self.db, self.settings)
+        self.revocation.publish_due()
+        token_file = self.settings.home / "admin-token"
+        write_private(token_file, (create_token(self.db, name="dev-admin", role="admin") + "\n").encode())
+        return token_file
+
+
 def build_services(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
-    issuers = IssuerCache(
-        lambda: IssuerSet.load(issuer_records(db), settings),
-        lambda: issuer_version(db),
-        settings.issuer_refresh_seconds,
-    )
-    enrollment = Enrollment(db, issuers, settings)
-    revocation = Revocation(db, issuers, settings)
+    directory = Directory(db, settings.issuer_refresh_seconds)
+    signers = Signers(directory, settings)
+    enrollment = Enrollment(db, directory, signers, settings)
+    revocation = Revocation(db, directory, signers, settings)
     return Services(
         settings,
         db,
-        issuers,
+        directory,
+        signers,
         enrollment,
         Credentials(enrollment, settings),
         Devices(enrollment),
-        Bundle(db, issuers),
+        Bundle(db),
         AcmeAuthority(db, enrollment, settings),
         Renewals(db, settings),
         revocation,
-        OcspResponder(db, issuers, settings),
+        OcspResponder(db, directory, signers, settings),
         Publisher(revocation),
     )
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 from ca_service.errors import CAError, Kind
 
 _SEPARATORS = re.compile(r"[:\-.\s]")
@@ -95,13 +97,41 @@ SYSTEM = Principal(name="system", role=Role.ADMIN)
 
 
 class KeyType(Enum):
-    """Key algorithms the service can make or accept."""
+    """Key algorithms the service can make or accept: the one list every part uses."""
 
     EC_P256 = "ec-p256"
     EC_P384 = "ec-p384"
     RSA_2048 = "rsa-2048"
     RSA_3072 = "rsa-3072"
     RSA_4096 = "rsa-4096"
+
+    @classmethod
+    def parse(cls, text: str, kind: Kind = Kind.MALFORMED) -> KeyType:
+        """The key type named ``text``; an unknown name is a CAError of ``kind`` naming them all."""
+        try:
+            return cls(text)
+        except ValueError as exc:
+            allowed = ", ".join(k.value for k in cls)
+            raise CAError(
+                kind, f"Unknown key type '{printable(str(text), 20)}'; use one of {allowed}."
+            ) from exc
+
+    @classmethod
+    def of(cls, public_key: object) -> KeyType:
+        """The type of an EC or RSA public key (RSA sizes outside 2048..4096 are clamped)."""
+        if isinstance(public_key, ec.EllipticCurvePublicKey):
+            return cls.EC_P384 if public_key.curve.key_size >= 384 else cls.EC_P256
+        if isinstance(public_key, rsa.RSAPublicKey):
+            return cls(f"rsa-{max(2048, min(public_key.key_size, 4096)) // 1024 * 1024}")
+        raise CAError(Kind.BAD_KEY, "Only ECDSA and RSA keys are supported.")
+
+    def generate(self) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+        """A fresh key of this type in process memory (file keys, keys made for devices)."""
+        if self is KeyType.EC_P256:
+            return ec.generate_private_key(ec.SECP256R1())
+        if self is KeyType.EC_P384:
+            return ec.generate_private_key(ec.SECP384R1())
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(self.value[4:]))
 
 
 KEY_FORMATS = ("pkcs8", "traditional")  # PEM of keys made for devices: BEGIN PRIVATE KEY / BEGIN EC|RSA ...
@@ -168,14 +198,40 @@ class IssuedCertificate:
     created_at: datetime | None = None
 
 
+class IssuerRole(Enum):
+    ROOT = "root"
+    ISSUING = "issuing"
+
+
+class IssuerState(Enum):
+    """Life of one of our CAs. Issuing CAs: ``pending`` (key made, waiting for its certificate)
+    -> ``active`` (signs new certificates) -> ``retiring`` (replaced; still signs revocation data
+    for what it issued) -> ``retired`` (its last certificate has expired). Roots are ``active``
+    (key in our key store) or ``external`` (offline, certificate only)."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    RETIRING = "retiring"
+    RETIRED = "retired"
+    EXTERNAL = "external"
+
+    @property
+    def signs(self) -> bool:
+        """Whether an issuing CA in this state signs (new certificates or revocation data)."""
+        return self in (IssuerState.ACTIVE, IssuerState.RETIRING)
+
+
 @dataclass(frozen=True)
 class IssuerRecord:
-    """One of our CAs as stored: what the authority needs to load it."""
+    """One of our CAs as stored: names, state, certificate and the URI of its key."""
 
     id: int
     name: str
-    role: str  # root | issuing
-    state: str  # pending | active | retiring | retired
+    role: IssuerRole
+    state: IssuerState
     key_uri: str
     certificate_pem: str | None
     parent_id: int | None
+    subject: str = ""
+    not_before: datetime | None = None
+    not_after: datetime | None = None

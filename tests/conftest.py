@@ -22,8 +22,8 @@ from sqlalchemy import create_engine, text
 
 from ca_service import Services, build_services, create_app
 from ca_service.config import Settings, load_settings
-from ca_service.enrollment import ca_setup
 from ca_service.enrollment.tokens import create_token
+from ca_service.issuers import lifecycle as ca_setup
 from ca_service.store.migrate import upgrade
 from ca_service.store.models import Base
 from tests.softhsm import SoftHsm, Token, require_softhsm

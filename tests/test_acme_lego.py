@@ -55,7 +55,7 @@ def test_lego_with_eab_and_openssl_csr(live: LiveServer, services: Services, tmp
     )
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     crt = next((lego_home / "certificates").glob("*.crt"))
-    (tmp_path / "root.pem").write_bytes(services.issuers.get().root_pem.encode())
+    (tmp_path / "root.pem").write_bytes(services.directory.get().root.pem.encode())
     out = openssl("verify", "-CAfile", str(tmp_path / "root.pem"), "-untrusted", str(crt), str(crt))
     assert out.stdout.strip().endswith(b"OK")
     subject = openssl("x509", "-in", str(crt), "-noout", "-subject").stdout.decode()

@@ -110,7 +110,7 @@ def test_backend_signs_certificates_and_crls_openssl_verifies(
     # A second process (or worker) loads the key by its URI and signs with it.
     loaded = load_key(key_uri("issuing"), ks_settings)
     assert loaded.public_key() == issuing_key.public_key()
-    issuer = Issuer("issuing", issuing, loaded, (root,), ks_settings.public_url)
+    issuer = Issuer("issuing", issuing, loaded, ks_settings.public_url)
     issuer.self_test()
     _, csr_file = make_csr(tmp_path, "7C2F80C6E5C2")
     csr = x509.load_pem_x509_csr(csr_file.read_bytes())

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from ca_service import Services, build_services, create_app
 from ca_service.config import Settings
-from ca_service.enrollment import ca_setup
 from ca_service.enrollment.tokens import create_token
+from ca_service.issuers import lifecycle as ca_setup
 from ca_service.keystore import pkcs11 as pkcs11_store
 from ca_service.store.models import AuditRow, CertificateRow
 from tests.helpers import make_csr, openssl, self_signed
@@ -273,26 +273,28 @@ def test_rotation_under_an_external_root_goes_through_csr_and_import(
 
 
 def test_workers_check_for_a_rotation_cheaply_and_reload_only_on_change(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The issuer set is reloaded (keys loaded again) only when the stored set changed, and the
-    check itself waits for ``issuer_refresh_seconds``."""
+    """The CA set is reloaded only when the stored set changed, and the check itself waits for
+    ``issuer_refresh_seconds``."""
+    from ca_service.issuers import directory
+
     settings = make_settings(issuer_refresh_seconds=0)
     services = build_services(settings)
     ca_setup.initialize(services.db, settings)
     loads = []
-    real_loader = services.issuers._loader
-    services.issuers._loader = lambda: loads.append(1) or real_loader()  # count the real loads
-    first = services.issuers.get().signing()[1].name
+    real_load = directory.Snapshot.load
+    monkeypatch.setattr(directory.Snapshot, "load", lambda records: loads.append(1) or real_load(records))
+    first = services.directory.get().require_active().name
     for _ in range(5):
-        assert services.issuers.get().signing()[1].name == first
+        assert services.directory.get().require_active().name == first
     assert len(loads) == 1
     ca_setup.rotate(services.db, settings)
-    assert services.issuers.get().signing()[1].name != first and len(loads) == 2
+    assert services.directory.get().require_active().name != first and len(loads) == 2
 
     slow = build_services(make_settings(issuer_refresh_seconds=3600))
-    before = slow.issuers.get().signing()[1].name
+    before = slow.directory.get().require_active().name
     ca_setup.rotate(services.db, settings)
-    assert slow.issuers.get().signing()[1].name == before  # not checked again yet
+    assert slow.directory.get().require_active().name == before  # not checked again yet
     slow.db.dispose()
     services.db.dispose()

@@ -124,7 +124,7 @@ def test_renew_client(live: LiveServer, services: Services, tmp_path: Path) -> N
             assert new != old[name]
             row = session.scalar(select(CertificateRow).where(CertificateRow.serial == old[name]))
             assert row.replaced_by == new
-    (tmp_path / "root.pem").write_text(services.issuers.get().root_pem)
+    (tmp_path / "root.pem").write_text(services.directory.get().root.pem)
     chain = out / "inside.pem"
     assert (
         openssl(

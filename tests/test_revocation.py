@@ -24,7 +24,7 @@ def publish(app: Flask) -> None:
 
 
 def crl_name(app: Flask) -> str:
-    return app.extensions["ca_service"].issuers.get().signing()[1].name
+    return app.extensions["ca_service"].directory.get().require_active().name
 
 
 def fetch_crl(client: FlaskClient, app: Flask, tmp: Path) -> Path:
@@ -297,7 +297,7 @@ def test_lease_elects_one_publisher_and_numbers_never_go_back(services, settings
     from ca_service.store import revocations as store
 
     other = build_services(settings)  # a second worker (or host) on the same database
-    issuer_id = next(iter(services.issuers.get().by_id))
+    issuer_id = next(iter(services.directory.get().signing))
     now = datetime.now(UTC)
     with other.db.write() as session:
         assert store.take_lease(session, issuer_id, other.revocation.owner, now, now + timedelta(minutes=5))
@@ -307,7 +307,7 @@ def test_lease_elects_one_publisher_and_numbers_never_go_back(services, settings
     with other.db.write() as session:
         store.release_lease(session, issuer_id, other.revocation.owner)
     assert services.revocation.publish_due() is False
-    first = services.revocation.published(services.issuers.get().by_id[issuer_id].name).number
+    first = services.revocation.published(services.directory.get().cas[issuer_id].name).number
     second = other.revocation.regenerate(issuer_id)
     assert second > first
     with services.db.write() as session:  # a slow worker's older CRL never replaces a newer one

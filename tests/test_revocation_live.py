@@ -77,7 +77,7 @@ def test_openssl_ocsp_and_crl_from_live_server(services, live: LiveServer, tmp_p
     revoked = openssl(*base, "-cert", str(bad), "-nonce").stdout.decode()
     assert "Reason: keyCompromise" in revoked
     # the background publisher put the revocation into the CRL within seconds
-    name = services.issuers.get().signing()[1].name
+    name = services.directory.get().require_active().name
     crl = wait_for_crl(f"{live.url}/crl/{name}.crl", {int(bad_serial, 16)})
     assert crl.get_revoked_certificate_by_serial_number(int(good_serial, 16)) is None
     health = requests.get(f"{live.url}/healthz").json()
@@ -104,7 +104,7 @@ def test_parallel_revocations_two_workers(services, live: LiveServer, tmp_path: 
         codes = list(pool.map(revoke, serials + serials[::-1]))
     per_serial = {s: sorted((codes[i], codes[len(serials) * 2 - 1 - i])) for i, s in enumerate(serials)}
     assert all(pair == [200, 409] for pair in per_serial.values()), per_serial
-    name = services.issuers.get().signing()[1].name
+    name = services.directory.get().require_active().name
     crl = wait_for_crl(f"{live.url}/crl/{name}.crl", {int(s, 16) for s in serials})
     listed = [r.serial_number for r in crl]
     assert len(listed) == len(set(listed)) == len(serials)

@@ -24,7 +24,7 @@ def test_nginx_refuses_revoked_device(
     bad_serial, _ = issue(client, admin, tmp, "7C2F80000022", "bad")
     cli(env_for, "revoke", bad_serial, "--reason", "keyCompromise", "--publish")
     cli(env_for, "crl", "root", "--out", str(tmp / "root-crl.pem"))
-    name = app.extensions["ca_service"].issuers.get().signing()[1].name
+    name = app.extensions["ca_service"].directory.get().require_active().name
     issuing_crl = client.get(f"/crl/{name}.pem").data
     (tmp / "crls.pem").write_bytes(issuing_crl + (tmp / "root-crl.pem").read_bytes())
     (tmp / "ca-chain.pem").write_bytes(issuing.read_bytes() + root.read_bytes())

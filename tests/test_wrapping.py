@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from ca_service.authority.keys import ensure_wrapping_key, wrapping_key
 from ca_service.errors import CAError
+from ca_service.keystore.wrapping import ensure_wrapping_key, wrapping_key
 from ca_service.store.models import WrappedKeyRow
 from tests.helpers import openssl
 from tests.softhsm import Token

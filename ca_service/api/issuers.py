@@ -10,7 +10,7 @@ from marshmallow import Schema, fields
 
 from ca_service.api.auth import SECURITY, require, services
 from ca_service.domain import Role
-from ca_service.enrollment.ca_setup import list_issuers
+from ca_service.issuers.lifecycle import list_issuers
 
 blp = Blueprint("issuers", __name__, url_prefix="/api/v1", description="Our CAs (root and issuing)")
 

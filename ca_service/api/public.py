@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ca_service.api.auth import services
-from ca_service.authority.issuer import pem
-from ca_service.errors import CAError, Kind
+from ca_service.errors import CAError
 from ca_service.metrics import TRUST_ANCHORS_EXPIRING, render
 from ca_service.revocation.metrics import CrlCollector
 
@@ -33,37 +31,32 @@ def _pem(text: str) -> Response:
 @blp.response(200, content_type=PEM)
 def root() -> Response:
     """The root CA certificate (the trust anchor), PEM."""
-    return _pem(services().issuers.get().root_pem)
+    return _pem(services().directory.get().root.pem)
 
 
 @blp.route("/issuing.pem")
 @blp.response(200, content_type=PEM)
 def issuing() -> Response:
     """The issuing CA that signs new certificates, PEM."""
-    _, issuer = services().issuers.get().signing()
-    return _pem(pem(issuer.certificate))
+    return _pem(services().directory.get().require_active().pem)
 
 
 @blp.route("/chain.pem")
 @blp.response(200, content_type=PEM)
 def chain() -> Response:
     """Every issuing CA that still signs (active and retiring), then the root, PEM."""
-    issuers = services().issuers.get()
-    return _pem("".join(pem(i.certificate) for i in issuers.by_id.values()) + issuers.root_pem)
+    cas = services().directory.get()
+    return _pem("".join(ca.pem for ca in cas.signing.values()) + cas.root.pem)
 
 
 @blp.route("/issuers/<string:name>.<any(pem, crt):fmt>")
 @blp.response(200, content_type="application/pkix-cert")
 def issuer_certificate(name: str, fmt: str) -> Response:
-    """One issuing CA certificate by name: ``.crt`` is DER (the AIA caIssuers URL), ``.pem`` PEM."""
-    issuers = services().issuers.get()
-    issuer_id = issuers.ids.get(name)
-    if issuer_id is None:
-        raise CAError(Kind.NOT_FOUND, f"No issuing CA named '{name[:64]}'.")
-    cert = issuers.by_id[issuer_id].certificate
+    """One of our CA certificates by name: ``.crt`` is DER (the AIA caIssuers URL), ``.pem`` PEM."""
+    ca = services().directory.get().by_name(name)
     if fmt == "pem":
-        return _pem(pem(cert))
-    response = Response(cert.public_bytes(serialization.Encoding.DER), mimetype="application/pkix-cert")
+        return _pem(ca.pem)
+    response = Response(ca.der, mimetype="application/pkix-cert")
     response.headers["Cache-Control"] = CACHE
     return response
 

@@ -12,7 +12,6 @@ from cryptography.x509.oid import NameOID
 
 from ca_service.authority.issuer import signature_hash
 from ca_service.authority.serials import random_serial
-from ca_service.domain import KeyType
 from ca_service.errors import CAError, Kind
 from ca_service.keystore import SigningKey
 
@@ -131,10 +130,3 @@ def check_issuing_import(issuing: x509.Certificate, root: x509.Certificate, key:
         raise CAError(Kind.CONFLICT, "The issuing certificate is not within its validity period.")
 
 
-def key_type_of(public_key: object) -> KeyType:
-    """The :class:`KeyType` of a CA public key (to make its successor of the same kind)."""
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return KeyType.EC_P384 if public_key.curve.key_size >= 384 else KeyType.EC_P256
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return KeyType(f"rsa-{max(2048, min(public_key.key_size, 4096))}")
-    raise CAError(Kind.CONFLICT, "The issuing CA key is neither ECDSA nor RSA.")

@@ -44,12 +44,12 @@ def pem(cert: x509.Certificate) -> str:
 
 @dataclass
 class Issuer:
-    """A CA that signs: its certificate, its key (any key store), and the chain above it."""
+    """A CA that signs: its certificate and its key (from any key store). Certificates and
+    chains for readers come from ``ca_service.issuers.directory``, which needs no key."""
 
     name: str
     certificate: x509.Certificate
     key: SigningKey
-    chain: tuple[x509.Certificate, ...]  # parents of ``certificate`` up to the root
     public_url: str
     _aki: x509.AuthorityKeyIdentifier = field(init=False, repr=False)
     _crl_dp: x509.CRLDistributionPoints = field(init=False, repr=False)
@@ -79,7 +79,6 @@ class Issuer:
             ]
         )
         self.hash = signature_hash(self.certificate)
-        self.chain_pem = "".join(pem(c) for c in (self.certificate, *self.chain[:-1]))
 
     def self_test(self) -> None:
         """Sign and verify a fixed message: proves the key store can sign with this key and

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from ca_service.authority import serial_text
 from ca_service.authority.issuer import pem
-from ca_service.authority.registry import IssuerCache
 from ca_service.bundle import firmware
 from ca_service.bundle.anchors import (
     ALL_PURPOSES,
@@ -28,10 +27,11 @@ from ca_service.bundle.anchors import (
 )
 from ca_service.bundle.inspect import OURS, Inspection, inspect_chain
 from ca_service.bundle.render import Entry, digest, entry_json, ordered, render_pem
-from ca_service.domain import Principal, Role
+from ca_service.domain import IssuerRole, Principal, Role
 from ca_service.errors import CAError, Kind
 from ca_service.store import Database, audit, trust
 from ca_service.store import certificates as certs
+from ca_service.store import issuers as issuer_store
 from ca_service.store.models import TrustAnchorRow, utcnow
 
 log = logging.getLogger("ca_service.bundle")
@@ -51,9 +51,8 @@ class Published:
 class Bundle:
     """Trust anchors and the published trust bundle."""
 
-    def __init__(self, db: Database, issuers: IssuerCache) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.issuers = issuers
 
     # -- anchors ----------------------------------------------------------------------------
     def add(self, data: bytes | str, purpose: str, label: str, principal: Principal) -> dict[str, Any]:
@@ -67,11 +66,11 @@ class Bundle:
             )
         now = datetime.now(UTC)
         facts = check_anchor(found[0], now)
-        if facts.fingerprint in {e.fingerprint for e in self._ours()}:
-            raise CAError(
-                Kind.CONFLICT, "This is one of this service's own CAs; it is in the bundle already."
-            )
         with self.db.write() as session:
+            if facts.fingerprint in {e.fingerprint for e in self._ours(session)}:
+                raise CAError(
+                    Kind.CONFLICT, "This is one of this service's own CAs; it is in the bundle already."
+                )
             row = trust.add_anchor(
                 session,
                 TrustAnchorRow(
@@ -202,12 +201,21 @@ class Bundle:
             )
             for r in trust.anchors(session)
         ]
-        return ordered(imported + self._ours())
+        return ordered(imported + self._ours(session))
 
-    def _ours(self) -> list[Entry]:
-        issuers = self.issuers.get()
-        labelled = [("ca-service root CA", issuers.root)] + [
-            (f"ca-service issuing CA {i.name}", i.certificate) for i in issuers.by_id.values()
+    @staticmethod
+    def _ours(session: Session) -> list[Entry]:
+        """Our newest root and every issuing CA that still signs, read from the database (no
+        key needed)."""
+        cas = issuer_store.all_issuers(session)
+        roots = [r for r in cas if r.role is IssuerRole.ROOT and r.certificate_pem]
+        chosen = [("ca-service root CA", r) for r in roots[-1:]] + [
+            (f"ca-service issuing CA {r.name}", r)
+            for r in cas
+            if r.role is IssuerRole.ISSUING and r.state.signs and r.certificate_pem
+        ]
+        labelled = [
+            (label, x509.load_pem_x509_certificate(str(r.certificate_pem).encode())) for label, r in chosen
         ]
         return [
             Entry(

@@ -56,7 +56,7 @@ def init(
     out: Path | None,
 ) -> None:
     """Create the home folder, the schema, a root CA and an issuing CA. Refuses to overwrite."""
-    from ca_service.enrollment import ca_setup
+    from ca_service.issuers import lifecycle
 
     settings = settings_of(ctx)
     upgrade_schema(settings)
@@ -72,7 +72,7 @@ def init(
     if root_subject:
         kwargs["root_subject"] = root_subject
     services = services_of(settings)
-    result = ca_setup.initialize(services.db, settings, **kwargs)
+    result = lifecycle.initialize(services.db, settings, **kwargs)
     if result.csr_pem:
         if out:
             out.write_text(result.csr_pem)
@@ -104,11 +104,11 @@ def issuer() -> None:
 @click.pass_context
 def issuer_import(ctx: click.Context, issuing: Path, root_file: Path) -> None:
     """Activate the pending issuing CA with its certificate signed by an external root."""
-    from ca_service.enrollment import ca_setup
+    from ca_service.issuers import lifecycle
 
     settings = settings_of(ctx)
     services = services_of(settings)
-    name = ca_setup.import_issuer(services.db, settings, issuing.read_bytes(), root_file.read_bytes())
+    name = lifecycle.import_issuer(services.db, settings, issuing.read_bytes(), root_file.read_bytes())
     publish_first_crl(services)
     click.echo(f"issuing CA {name} is active", err=True)
 
@@ -141,11 +141,11 @@ def issuer_rotate(
     out: Path | None,
 ) -> None:
     """Replace the active issuing CA with a new key and certificate; the old one is retiring."""
-    from ca_service.enrollment import ca_setup
+    from ca_service.issuers import lifecycle
 
     settings = settings_of(ctx)
     services = services_of(settings)
-    result = ca_setup.rotate(
+    result = lifecycle.rotate(
         services.db,
         settings,
         key_uri=key_uri,
@@ -173,9 +173,9 @@ def issuer_rotate(
 @click.pass_context
 def issuer_list(ctx: click.Context) -> None:
     """List our CAs: name, role, state, validity, certificates issued, key URI."""
-    from ca_service.enrollment import ca_setup
+    from ca_service.issuers import lifecycle
 
-    for i in ca_setup.list_issuers(services_of(settings_of(ctx)).db):
+    for i in lifecycle.list_issuers(services_of(settings_of(ctx)).db):
         until = f"{i.not_after:%Y-%m-%d}" if i.not_after else "-"
         click.echo(
             f"{i.name}\t{i.role}\t{i.state}\tuntil {until}\t{i.certificates} certs\t{i.key_uri or '-'}"
@@ -186,7 +186,7 @@ def issuer_list(ctx: click.Context) -> None:
 @click.pass_context
 def issuer_retire(ctx: click.Context) -> None:
     """Mark retiring issuers retired once their last certificate has expired (run daily)."""
-    from ca_service.enrollment import ca_setup
+    from ca_service.issuers import lifecycle
 
-    for name in ca_setup.retire_finished(services_of(settings_of(ctx)).db):
+    for name in lifecycle.retire_finished(services_of(settings_of(ctx)).db):
         click.echo(f"issuing CA {name} is retired", err=True)

@@ -13,7 +13,6 @@ import click
 
 from ca_service.cli.base import (
     main,
-    publish_first_crl,
     services_of,
     settings_of,
     upgrade_schema,
@@ -23,24 +22,6 @@ from ca_service.config import Settings
 GUNICORN_CONF = Path(__file__).resolve().parents[2] / "deploy" / "gunicorn.conf.py"
 
 
-def ensure_initialized(settings: Settings) -> Path | None:
-    """On an empty home: migrate, create a development CA and an admin token file (0600).
-    Returns the token file when it made one."""
-    from ca_service.enrollment import ca_setup
-    from ca_service.enrollment.tokens import create_token
-    from ca_service.keystore.file import write_private
-
-    upgrade_schema(settings)
-    services = services_of(settings)
-    if ca_setup.issuer_records(services.db):
-        return None
-    ca_setup.initialize(services.db, settings)
-    publish_first_crl(services)
-    token_file = settings.home / "admin-token"
-    write_private(token_file, (create_token(services.db, name="dev-admin", role="admin") + "\n").encode())
-    return token_file
-
-
 @main.command()
 @click.option("--bind", default=None, help="host:port (default from settings, 127.0.0.1:8000).")
 @click.option("--workers", type=int, default=None, help="gunicorn workers (default 2 x CPUs).")
@@ -48,7 +29,8 @@ def ensure_initialized(settings: Settings) -> Path | None:
 def serve(ctx: click.Context, bind: str | None, workers: int | None) -> None:
     """Run the service under gunicorn; on an empty home, set up a development CA first."""
     settings = settings_of(ctx)
-    token_file = ensure_initialized(settings)
+    upgrade_schema(settings)
+    token_file = services_of(settings).bootstrap()
     if token_file:
         click.echo(f"created a development CA in {settings.home.resolve()}", err=True)
         click.echo(f"admin token written to {token_file.resolve()} (mode 0600)", err=True)

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from ca_service.authority import serial_text
 from ca_service.authority.certid import parse_cert_id
-from ca_service.authority.keys import wrapping_key
 from ca_service.config import Settings
 from ca_service.domain import IssuedCertificate, MacAddress, Principal, Role
 from ca_service.enrollment.service import Enrollment
 from ca_service.errors import CAError, Kind
+from ca_service.keystore.wrapping import wrapping_key
 from ca_service.policy import device_mac, in_scope
 from ca_service.policy.reasons import CODES
 from ca_service.policy.scope import normalize_scope

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.orm import Session
 
-from ca_service.authority.keys import Wrapper, generate_software_key, wrapping_key
 from ca_service.config import Settings
 from ca_service.domain import (
     CertificateStatus,
@@ -35,6 +34,7 @@ from ca_service.domain import (
 from ca_service.enrollment.service import Enrollment, record_refusal
 from ca_service.enrollment.tokens import token_hash
 from ca_service.errors import CAError, Kind
+from ca_service.keystore.wrapping import Wrapper, wrapping_key
 from ca_service.policy import check_scope, device_mac
 from ca_service.policy.csr import key_type_of
 from ca_service.policy.user_agent import mac_in_user_agent
@@ -125,12 +125,7 @@ class Credentials:
         replaces: str | None = None,
         guard: Callable[[Session], None] | None = None,
     ) -> Delivery:
-        try:
-            wanted = KeyType(key_type)
-        except ValueError as exc:
-            allowed = ", ".join(k.value for k in KeyType)
-            raise CAError(Kind.BAD_KEY, f"Unknown key type '{key_type[:20]}'; use one of {allowed}.") from exc
-        key = generate_software_key(wanted)
+        key = KeyType.parse(key_type, Kind.BAD_KEY).generate()
         checked_type = key_type_of(key.public_key(), self.enrollment.rules)
         der = key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 
 from ca_service.authority import random_serial, serial_text
 from ca_service.authority.issuer import pem
-from ca_service.authority.registry import IssuerCache
 from ca_service.config import Settings
 from ca_service.domain import CertificateStatus, IssuedCertificate, MacAddress, Principal, Profile, Role
 from ca_service.errors import CAError, Kind
+from ca_service.issuers import Directory, Signers
 from ca_service.metrics import CERTIFICATES_ISSUED, ISSUANCE_REFUSED
 from ca_service.policy import CsrRules, check_csr, check_scope, device_mac, in_scope
 from ca_service.store import Database, audit
@@ -71,9 +71,10 @@ class DeviceView:
 class Enrollment:
     """Issuance and certificate queries on behalf of an authenticated principal."""
 
-    def __init__(self, db: Database, issuers: IssuerCache, settings: Settings) -> None:
+    def __init__(self, db: Database, directory: Directory, signers: Signers, settings: Settings) -> None:
         self.db = db
-        self.issuers = issuers
+        self.directory = directory
+        self.signers = signers
         self.settings = settings
         self.rules = CsrRules(
             allowed_curves=settings.allowed_curves,
@@ -139,7 +140,7 @@ class Enrollment:
         certificate of the same MAC in the principal's scope that has no successor yet; the
         lineage is written in the same transaction. A CAError inside rolls everything back."""
         for _ in range(SERIAL_ATTEMPTS):
-            issuer_id, issuer = self.issuers.get().signing()
+            issuer_id, issuer = self.signers.active()
             serial = random_serial()
             cert = issuer.sign_device_certificate(public_key, mac, profile, serial)
             der = cert.public_bytes(serialization.Encoding.DER)
@@ -214,18 +215,18 @@ class Enrollment:
     def view(self, row: CertificateRow, certificate_pem: str | None = None) -> IssuedCertificate:
         """A stored (or just committed) certificate row as the API shows it; ``certificate_pem``
         saves re-encoding the DER when the caller has it."""
-        issuer = self.issuers.get().by_id.get(row.issuer_id)
+        cas = self.directory.get()
         if certificate_pem is None:
             certificate_pem = pem(x509.load_der_x509_certificate(row.der))
         return IssuedCertificate(
             serial=row.serial,
             mac=row.mac,
             profile=row.profile,
-            issuer=issuer.name if issuer else str(row.issuer_id),
+            issuer=cas.name_of(row.issuer_id),
             not_before=row.not_before,
             not_after=row.not_after,
             certificate_pem=certificate_pem,
-            chain_pem=issuer.chain_pem if issuer else "",
+            chain_pem=cas.chain_pem(row.issuer_id),
             status=CertificateStatus(row.status),
             fingerprint_sha256=row.fingerprint_sha256,
             key_type=row.key_type,

@@ -77,12 +77,3 @@ def load_key(uri: str, settings: Settings) -> SigningKey:
 def create_key(uri: str, key_type: KeyType, settings: Settings) -> SigningKey:
     return keystore_for(uri, settings).create(uri, key_type)
 
-
-def generate_software_key(key_type: KeyType) -> SigningKey:
-    """A fresh key in process memory (for file keys and device keys made by the service)."""
-    if key_type is KeyType.EC_P256:
-        return ec.generate_private_key(ec.SECP256R1())
-    if key_type is KeyType.EC_P384:
-        return ec.generate_private_key(ec.SECP384R1())
-    bits = int(key_type.value.split("-")[1])
-    return rsa.generate_private_key(public_exponent=65537, key_size=bits)

@@ -7,7 +7,6 @@ absolute. The passphrase comes from ``CA_SERVICE_KEY_PASSPHRASE`` or, when unset
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -18,23 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ca_service.config import Settings
 from ca_service.domain import KeyType
 from ca_service.errors import CAError, Kind
-from ca_service.keystore import SigningKey, generate_software_key
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file readable only by its owner (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + f".{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+from ca_service.files import write_private
+from ca_service.keystore import SigningKey
 
 
 class FileKeyStore:
@@ -65,7 +49,7 @@ class FileKeyStore:
         path = self.path_of(uri)
         if path.exists():
             raise CAError(Kind.CONFLICT, f"A key already exists at {uri}; refusing to overwrite it.")
-        key = generate_software_key(key_type)
+        key = key_type.generate()
         # PKCS#8 PBES2 with AES-256-CBC (cryptography's best available). Its PBKDF2 round count
         # is modest, so the default passphrase is a generated 256-bit secret, not a word.
         encryption = serialization.BestAvailableEncryption(self.passphrase())

@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ca_service.config import Settings
 from ca_service.errors import CAError, Kind
+from ca_service.files import write_private
 from ca_service.keystore import scheme_of
-from ca_service.keystore.file import FileKeyStore, write_private
+from ca_service.keystore.file import FileKeyStore
 
 MAGIC = b"CASWK1"  # format marker of the sealed file
 NONCE_BYTES = 12

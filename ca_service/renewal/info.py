@@ -9,13 +9,14 @@ from cryptography import x509
 
 from ca_service.authority.certid import parse_cert_id
 from ca_service.config import Settings
+from ca_service.domain import IssuerState
 from ca_service.errors import CAError, Kind
 from ca_service.renewal.windows import Window, WindowShape, suggested_window
 from ca_service.store import Database, audit, issuers, revocations
 from ca_service.store import certificates as certs
 from ca_service.store.models import CertificateRow, utcnow
 
-RETIRING_STATES = ("retiring", "retired")
+RETIRING_STATES = (IssuerState.RETIRING, IssuerState.RETIRED)
 
 
 @dataclass(frozen=True)

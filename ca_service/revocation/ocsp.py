@@ -21,8 +21,8 @@ from cryptography.x509.oid import OCSPExtensionOID
 
 from ca_service.authority import serial_text
 from ca_service.authority.ocsp import cert_id_keys, sign_response, unsuccessful
-from ca_service.authority.registry import IssuerCache, IssuerSet
 from ca_service.config import Settings
+from ca_service.issuers import Directory, Signers, Snapshot
 from ca_service.policy.reasons import reason_flag
 from ca_service.store import Database
 from ca_service.store import revocations as store
@@ -39,24 +39,25 @@ class OcspAnswer:
 
 
 class OcspResponder:
-    def __init__(self, db: Database, issuers: IssuerCache, settings: Settings) -> None:
+    def __init__(self, db: Database, directory: Directory, signers: Signers, settings: Settings) -> None:
         self.db = db
-        self.issuers = issuers
+        self.directory = directory
+        self.signers = signers
         self.lifetime = timedelta(seconds=settings.ocsp_lifetime_seconds)
         self._cache: OrderedDict[tuple[object, ...], tuple[datetime, OcspAnswer]] = OrderedDict()
         self._lock = threading.Lock()
         self._index: dict[tuple[str, bytes, bytes], int] = {}
-        self._index_of: IssuerSet | None = None
+        self._index_of: Snapshot | None = None
 
     def _issuer_for(self, request: ocsp.OCSPRequest) -> int | None:
-        issuers = self.issuers.get()
-        if self._index_of is not issuers:  # (re)built when the issuer set is (re)loaded
+        cas = self.directory.get()
+        if self._index_of is not cas:  # (re)built when the CA set is (re)loaded
             self._index = {
                 key: issuer_id
-                for issuer_id, issuer in issuers.by_id.items()
-                for key in cert_id_keys(issuer.certificate)
+                for issuer_id, ca in cas.signing.items()
+                for key in cert_id_keys(ca.certificate)
             }
-            self._index_of = issuers
+            self._index_of = cas
         key = (request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash)
         return self._index.get(key)
 
@@ -108,7 +109,7 @@ class OcspResponder:
         this_update = now.replace(microsecond=0)
         answer = OcspAnswer(
             sign_response(
-                self.issuers.get().by_id[issuer_id],
+                self.signers.for_id(issuer_id),
                 request,
                 cert_status,
                 this_update,

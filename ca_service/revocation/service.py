@@ -21,22 +21,18 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from cryptography import x509
 from sqlalchemy.orm import Session
 
 from ca_service.authority import parse_serial
 from ca_service.authority.crl import crl_pem, sign_crl
-from ca_service.authority.issuer import Issuer
-from ca_service.authority.keys import load_key
-from ca_service.authority.registry import IssuerCache
 from ca_service.config import Settings
 from ca_service.domain import MacAddress, Principal, Role
 from ca_service.errors import CAError, Kind
+from ca_service.issuers import Directory, Signers
 from ca_service.policy import check_scope, device_mac, in_scope
 from ca_service.policy.reasons import parse_reason, reason_flag
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
-from ca_service.store import issuers as issuer_store
 from ca_service.store import revocations as store
 
 log = logging.getLogger("ca_service.revocation")
@@ -82,9 +78,10 @@ class CrlHealth:
 class Revocation:
     """Revocation on behalf of a principal, and CRL publication. One instance per worker."""
 
-    def __init__(self, db: Database, issuers: IssuerCache, settings: Settings) -> None:
+    def __init__(self, db: Database, directory: Directory, signers: Signers, settings: Settings) -> None:
         self.db = db
-        self.issuers = issuers
+        self.directory = directory
+        self.signers = signers
         self.settings = settings
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._served: dict[int, PublishedCrl] = {}
@@ -182,7 +179,7 @@ class Revocation:
         due CRL was left to another worker's live lease (call again shortly)."""
         left = False
         now = datetime.now(UTC)
-        for issuer_id in self.issuers.get().by_id:
+        for issuer_id in self.directory.get().signing:
             with self.db.read() as session:
                 state = store.crl_state(session, issuer_id)
             if not (force or self._due(state, now)):
@@ -210,7 +207,7 @@ class Revocation:
     def regenerate(self, issuer_id: int) -> int:
         """Build, sign and store the full CRL of one issuer; returns its CRL number. The caller
         holds the lease; the number is taken first so that it is never reused."""
-        issuer = self.issuers.get().by_id[issuer_id]
+        issuer = self.signers.for_id(issuer_id)
         with self.db.write() as session:
             store.ensure_crl_row(session, issuer_id)
             number, revision = store.next_number(session, issuer_id)
@@ -249,22 +246,17 @@ class Revocation:
         """A DER CRL signed by our root, valid ``days``, for relying parties that check CRLs along
         the whole chain (nginx's ``ssl_crl`` does). It lists no certificate: revoking an issuing CA
         is not supported. Needs the root key in our key store (not an external root)."""
-        with self.db.read() as session:
-            row = issuer_store.root(session)
-        if row is None or row.certificate_pem is None:
-            raise CAError(Kind.UNAVAILABLE, "No root CA is configured; run 'ca-service init'.")
-        root = Issuer(
-            row.name,
-            x509.load_pem_x509_certificate(row.certificate_pem.encode()),
-            load_key(row.key_uri, self.settings),
-            (),
-            self.settings.public_url,
-        )
+        ca = self.directory.get().root
+        if not ca.record.key_uri:
+            raise CAError(
+                Kind.CONFLICT, f"The root {ca.name} is external (offline): sign its CRL where its key is."
+            )
+        root = self.signers.issuer(ca)
         with self.db.write() as session:
-            store.ensure_crl_row(session, row.id)
-            number, _ = store.next_number(session, row.id)
+            store.ensure_crl_row(session, ca.id)
+            number, _ = store.next_number(session, ca.id)
             audit.record(
-                session, actor="system", action="crl.root", detail={"issuer": row.name, "number": number}
+                session, actor="system", action="crl.root", detail={"issuer": ca.name, "number": number}
             )
         this_update = datetime.now(UTC).replace(microsecond=0)
         der, _ = sign_crl(
@@ -275,10 +267,10 @@ class Revocation:
     # -- serving ----------------------------------------------------------------------------
     def published(self, issuer_name: str) -> PublishedCrl:
         """The stored CRL of an issuer; the bytes are kept per worker until the number changes."""
-        issuers = self.issuers.get()
-        issuer_id = issuers.ids.get(issuer_name)
-        if issuer_id is None:
+        found = [k for k, ca in self.directory.get().signing.items() if ca.name == issuer_name]
+        if not found:
             raise CAError(Kind.NOT_FOUND, f"No issuing CA named '{issuer_name[:64]}'.")
+        issuer_id = found[0]
         with self.db.read() as session:
             state = store.crl_state(session, issuer_id)
             if state is None or state.published_number is None:
@@ -296,11 +288,11 @@ class Revocation:
 
     def health(self) -> list[CrlHealth]:
         """CRL state of every signing issuer (for /healthz and /metrics)."""
-        issuers = self.issuers.get()
+        signing = self.directory.get().signing
         with self.db.read() as session:
             states = {s.issuer_id: s for s in store.crl_states(session)}
         out = []
-        for issuer_id, issuer in issuers.by_id.items():
+        for issuer_id, issuer in signing.items():
             s = states.get(issuer_id)
             if s is None:
                 out.append(CrlHealth(issuer.name, None, None, None, 0, 0))

@@ -1,40 +1,138 @@
-"""Our CAs: the root and the issuing CAs, with the URIs of their keys."""
+"""Our CAs: the root and the issuing CAs, with the URIs of their keys. Reads return frozen
+:class:`~ca_service.domain.IssuerRecord` values, never live rows."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from ca_service.store.models import CertificateRow, IssuerRow
+from ca_service.domain import IssuerRecord, IssuerRole, IssuerState
+from ca_service.store.models import CertificateRow, IssuerRow, utcnow
+
+CORE = {"synchronize_session": False}
 
 
-def all_issuers(session: Session) -> list[IssuerRow]:
-    return list(session.scalars(select(IssuerRow).order_by(IssuerRow.id)))
-
-
-def by_name(session: Session, name: str) -> IssuerRow | None:
-    return session.scalar(select(IssuerRow).where(IssuerRow.name == name))
-
-
-def by_id(session: Session, issuer_id: int) -> IssuerRow | None:
-    return session.get(IssuerRow, issuer_id)
-
-
-def active_issuing(session: Session) -> IssuerRow | None:
-    """The issuing CA that signs new certificates: the newest active one."""
-    return session.scalar(
-        select(IssuerRow)
-        .where(IssuerRow.role == "issuing", IssuerRow.state == "active")
-        .order_by(IssuerRow.id.desc())
-        .limit(1)
+def _record(row: IssuerRow) -> IssuerRecord:
+    return IssuerRecord(
+        id=row.id,
+        name=row.name,
+        role=IssuerRole(row.role),
+        state=IssuerState(row.state),
+        key_uri=row.key_uri,
+        certificate_pem=row.certificate_pem,
+        parent_id=row.parent_id,
+        subject=row.subject,
+        not_before=row.not_before,
+        not_after=row.not_after,
     )
 
 
-def root(session: Session) -> IssuerRow | None:
-    return session.scalar(
-        select(IssuerRow).where(IssuerRow.role == "root").order_by(IssuerRow.id.desc()).limit(1)
+def all_issuers(session: Session) -> list[IssuerRecord]:
+    """Every CA, oldest first."""
+    return [_record(r) for r in session.scalars(select(IssuerRow).order_by(IssuerRow.id))]
+
+
+def by_name(session: Session, name: str) -> IssuerRecord | None:
+    row = session.scalar(select(IssuerRow).where(IssuerRow.name == name))
+    return _record(row) if row else None
+
+
+def by_id(session: Session, issuer_id: int) -> IssuerRecord | None:
+    row = session.get(IssuerRow, issuer_id)
+    return _record(row) if row else None
+
+
+def active_issuing(session: Session) -> IssuerRecord | None:
+    """The issuing CA that signs new certificates: the newest active one."""
+    row = session.scalar(
+        select(IssuerRow)
+        .where(IssuerRow.role == IssuerRole.ISSUING.value, IssuerRow.state == IssuerState.ACTIVE.value)
+        .order_by(IssuerRow.id.desc())
+        .limit(1)
+    )
+    return _record(row) if row else None
+
+
+def root(session: Session) -> IssuerRecord | None:
+    """The newest root."""
+    row = session.scalar(
+        select(IssuerRow)
+        .where(IssuerRow.role == IssuerRole.ROOT.value)
+        .order_by(IssuerRow.id.desc())
+        .limit(1)
+    )
+    return _record(row) if row else None
+
+
+def add(
+    session: Session,
+    *,
+    name: str,
+    role: IssuerRole,
+    state: IssuerState,
+    subject: str,
+    key_uri: str,
+    certificate_pem: str | None = None,
+    parent_id: int | None = None,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+) -> int:
+    """Insert a CA; returns its id."""
+    result = session.execute(
+        insert(IssuerRow)
+        .values(
+            name=name,
+            role=role.value,
+            state=state.value,
+            subject=subject,
+            key_uri=key_uri,
+            certificate_pem=certificate_pem,
+            parent_id=parent_id,
+            not_before=not_before,
+            not_after=not_after,
+            created_at=utcnow(),
+        )
+        .returning(IssuerRow.id)
+    )
+    return int(result.scalar_one())
+
+
+def set_state(
+    session: Session, issuer_id: int, state: IssuerState, expected: IssuerState | None = None
+) -> bool:
+    """Move a CA to ``state``; with ``expected``, only from that state. False when it was not."""
+    stmt = update(IssuerRow).where(IssuerRow.id == issuer_id)
+    if expected is not None:
+        stmt = stmt.where(IssuerRow.state == expected.value)
+    result = session.execute(stmt.values(state=state.value), execution_options=CORE)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def activate(
+    session: Session,
+    issuer_id: int,
+    *,
+    certificate_pem: str,
+    subject: str,
+    parent_id: int,
+    not_before: datetime,
+    not_after: datetime,
+) -> None:
+    """Give a pending issuing CA its certificate and make it active."""
+    session.execute(
+        update(IssuerRow)
+        .where(IssuerRow.id == issuer_id)
+        .values(
+            certificate_pem=certificate_pem,
+            subject=subject,
+            parent_id=parent_id,
+            not_before=not_before,
+            not_after=not_after,
+            state=IssuerState.ACTIVE.value,
+        ),
+        execution_options=CORE,
     )
 
 

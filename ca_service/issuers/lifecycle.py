@@ -1,10 +1,6 @@
-"""Setting up our CAs: a root and an issuing CA in the key store, or an issuing CA whose
-certificate comes from an external root (CSR out, certificate in); rotating the issuing CA.
-
-Issuer states: ``pending`` (key made, waiting for its certificate) -> ``active`` (signs new
-certificates) -> ``retiring`` (replaced by a rotation; still signs revocation data for what it
-issued) -> ``retired`` (its last certificate has expired). Roots are ``active`` (key in our key
-store) or ``external`` (offline, certificate only)."""
+"""The life of our CAs: set-up (a root and an issuing CA in the key store, or an issuing CA
+whose certificate comes from an external root: CSR out, certificate in), rotation of the issuing
+CA, retirement, and the listing operators see. States are :class:`~ca_service.domain.IssuerState`."""
 
 from __future__ import annotations
 
@@ -20,17 +16,16 @@ from ca_service.authority.ca import (
     create_issuing,
     create_root,
     issuing_csr,
-    key_type_of,
     parse_subject,
 )
 from ca_service.authority.issuer import pem
-from ca_service.authority.keys import create_key, display_uri, ensure_wrapping_key, load_key
 from ca_service.config import Settings
-from ca_service.domain import IssuerRecord, KeyType
+from ca_service.domain import IssuerRecord, IssuerRole, IssuerState, KeyType
 from ca_service.errors import CAError, Kind
+from ca_service.keystore import create_key, display_uri, load_key
+from ca_service.keystore.wrapping import ensure_wrapping_key
 from ca_service.store import Database, audit
-from ca_service.store import issuers as issuer_repo
-from ca_service.store.models import IssuerRow, utcnow
+from ca_service.store import issuers as store
 
 DEFAULT_ROOT_SUBJECT = "/O=ca-service development/CN=ca-service Development Root CA"
 DEFAULT_ISSUING_SUBJECT = "/O=ca-service development/CN=ca-service Device Issuing CA"
@@ -43,32 +38,23 @@ class InitResult:
     csr_pem: str | None
 
 
-def _key_type(text: str) -> KeyType:
-    try:
-        return KeyType(text)
-    except ValueError as exc:
-        allowed = ", ".join(k.value for k in KeyType)
-        raise CAError(Kind.MALFORMED, f"Unknown key type '{text[:20]}'; use one of {allowed}.") from exc
-
-
-def issuer_records(db: Database) -> list[IssuerRecord]:
+def records(db: Database) -> list[IssuerRecord]:
     with db.read() as session:
-        return [
-            IssuerRecord(r.id, r.name, r.role, r.state, r.key_uri, r.certificate_pem, r.parent_id)
-            for r in issuer_repo.all_issuers(session)
-        ]
+        return store.all_issuers(session)
 
 
-def _row(
+def _add(
+    session: Session,
     name: str,
-    role: str,
-    state: str,
+    role: IssuerRole,
+    state: IssuerState,
     key_uri: str,
     cert: x509.Certificate | None,
     subject: x509.Name,
     parent_id: int | None,
-) -> IssuerRow:
-    return IssuerRow(
+) -> int:
+    return store.add(
+        session,
         name=name,
         role=role,
         state=state,
@@ -78,8 +64,11 @@ def _row(
         parent_id=parent_id,
         not_before=cert.not_valid_before_utc if cert else None,
         not_after=cert.not_valid_after_utc if cert else None,
-        created_at=utcnow(),
     )
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
 def initialize(
@@ -95,18 +84,27 @@ def initialize(
     csr_only: bool = False,
 ) -> InitResult:
     """Create the CA. Refuses when any CA already exists: a CA is never overwritten."""
-    if issuer_records(db):
+    if records(db):
         raise CAError(Kind.CONFLICT, "A CA already exists in this database; refusing to overwrite it.")
     ensure_wrapping_key(settings)  # fails early (wrong PIN, no token) before any CA key is made
-    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    stamp = _stamp()
     issuing_name = f"issuing-{stamp}"
     issuing_uri = issuing_key_uri or f"file:keys/{issuing_name}.pem"
     i_subject = parse_subject(issuing_subject)
-    i_key = create_key(issuing_uri, _key_type(issuing_key_type), settings)
+    i_key = create_key(issuing_uri, KeyType.parse(issuing_key_type), settings)
     if csr_only:
         csr = issuing_csr(i_key, i_subject)
         with db.write() as session:
-            session.add(_row(issuing_name, "issuing", "pending", issuing_uri, None, i_subject, None))
+            _add(
+                session,
+                issuing_name,
+                IssuerRole.ISSUING,
+                IssuerState.PENDING,
+                issuing_uri,
+                None,
+                i_subject,
+                None,
+            )
             audit.record(
                 session, actor="cli", action="ca.init", detail={"issuing": issuing_name, "mode": "csr-only"}
             )
@@ -114,14 +112,23 @@ def initialize(
     root_name = f"root-{stamp}"
     root_uri = root_key_uri or f"file:keys/{root_name}.pem"
     r_subject = parse_subject(root_subject)
-    r_key = create_key(root_uri, _key_type(root_key_type), settings)
+    r_key = create_key(root_uri, KeyType.parse(root_key_type), settings)
     root = create_root(r_key, r_subject)
     issuing = create_issuing(r_key, root, i_key.public_key(), i_subject)
     with db.write() as session:
-        root_row = _row(root_name, "root", "active", root_uri, root, r_subject, None)
-        session.add(root_row)
-        session.flush()
-        session.add(_row(issuing_name, "issuing", "active", issuing_uri, issuing, i_subject, root_row.id))
+        root_id = _add(
+            session, root_name, IssuerRole.ROOT, IssuerState.ACTIVE, root_uri, root, r_subject, None
+        )
+        _add(
+            session,
+            issuing_name,
+            IssuerRole.ISSUING,
+            IssuerState.ACTIVE,
+            issuing_uri,
+            issuing,
+            i_subject,
+            root_id,
+        )
         audit.record(
             session, actor="cli", action="ca.init", detail={"root": root_name, "issuing": issuing_name}
         )
@@ -137,7 +144,9 @@ def import_issuer(db: Database, settings: Settings, issuing_pem: bytes, root_pem
         raise CAError(Kind.MALFORMED, "Both files must hold one PEM certificate.") from exc
     with db.write() as session:
         pending = [
-            r for r in issuer_repo.all_issuers(session) if r.role == "issuing" and r.state == "pending"
+            r
+            for r in store.all_issuers(session)
+            if r.role is IssuerRole.ISSUING and r.state is IssuerState.PENDING
         ]
         if not pending:
             raise CAError(
@@ -145,40 +154,39 @@ def import_issuer(db: Database, settings: Settings, issuing_pem: bytes, root_pem
                 "No issuing CA is waiting for its certificate; "
                 "run 'ca-service init --issuing-csr-only' first.",
             )
-        row = pending[-1]
-        check_issuing_import(issuing, root, load_key(row.key_uri, settings))
+        record = pending[-1]
+        check_issuing_import(issuing, root, load_key(record.key_uri, settings))
         root_name = f"root-{root.fingerprint(hashes.SHA256()).hex()[:12]}"
-        root_row = issuer_repo.by_name(session, root_name)
-        if root_row is None:  # a rotation under the same external root reuses its row
-            root_row = _row(root_name, "root", "external", "", root, root.subject, None)
-            session.add(root_row)
-            session.flush()
-        previous = issuer_repo.active_issuing(session)
+        root_record = store.by_name(session, root_name)
+        # a rotation under the same external root reuses its record
+        root_id = (
+            root_record.id
+            if root_record is not None
+            else _add(session, root_name, IssuerRole.ROOT, IssuerState.EXTERNAL, "", root, root.subject, None)
+        )
+        previous = store.active_issuing(session)
         if previous is not None:
-            previous.state = "retiring"
-        row.certificate_pem = pem(issuing)
-        row.not_before = issuing.not_valid_before_utc
-        row.not_after = issuing.not_valid_after_utc
-        row.subject = issuing.subject.rfc4514_string()
-        row.parent_id = root_row.id
-        row.state = "active"
+            store.set_state(session, previous.id, IssuerState.RETIRING)
+        store.activate(
+            session,
+            record.id,
+            certificate_pem=pem(issuing),
+            subject=issuing.subject.rfc4514_string(),
+            parent_id=root_id,
+            not_before=issuing.not_valid_before_utc,
+            not_after=issuing.not_valid_after_utc,
+        )
         audit.record(
             session,
             actor="cli",
             action="ca.import",
             detail={
-                "issuing": row.name,
-                "root": root_row.name,
+                "issuing": record.name,
+                "root": root_name,
                 "retiring": previous.name if previous is not None else None,
             },
         )
-        return row.name
-
-
-def issuer_version(db: Database) -> object:
-    """A cheap fingerprint of the stored issuer set (see ``IssuerCache``)."""
-    with db.read() as session:
-        return issuer_repo.version(session)
+        return record.name
 
 
 @dataclass(frozen=True)
@@ -190,7 +198,7 @@ class RotateResult:
 
 def _fresh_name(session: Session, stamp: str) -> str:
     name, n = f"issuing-{stamp}", 1
-    while issuer_repo.by_name(session, name) is not None:
+    while store.by_name(session, name) is not None:
         n += 1
         name = f"issuing-{stamp}-{n}"
     return name
@@ -212,19 +220,22 @@ def rotate(
     revocation data for its certificates until the last of them expires."""
     retire_finished(db)
     with db.read() as session:
-        current = issuer_repo.active_issuing(session)
-        root_row = issuer_repo.root(session)
-        if current is None or current.certificate_pem is None or root_row is None:
+        current = store.active_issuing(session)
+        root_record = store.root(session)
+        if current is None or current.certificate_pem is None or root_record is None:
             raise CAError(
                 Kind.CONFLICT, "There is no active issuing CA to rotate; run 'ca-service init' first."
             )
-        if any(r.role == "issuing" and r.state == "pending" for r in issuer_repo.all_issuers(session)):
+        if any(
+            r.role is IssuerRole.ISSUING and r.state is IssuerState.PENDING
+            for r in store.all_issuers(session)
+        ):
             raise CAError(
                 Kind.CONFLICT,
                 "An issuing CA is already waiting for its certificate; "
                 "finish it with 'ca-service issuer import' first.",
             )
-        name = _fresh_name(session, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+        name = _fresh_name(session, _stamp())
     current_cert = x509.load_pem_x509_certificate(current.certificate_pem.encode())
     if key_uri is None:
         if not current.key_uri.startswith("file:"):
@@ -235,27 +246,27 @@ def rotate(
             )
         key_uri = f"file:keys/{name}.pem"
     new_subject = parse_subject(subject) if subject else current_cert.subject
-    kind = _key_type(key_type) if key_type else key_type_of(current_cert.public_key())
-    external = csr_only or root_row.state == "external" or not root_row.key_uri
+    kind = KeyType.parse(key_type) if key_type else KeyType.of(current_cert.public_key())
+    external = csr_only or root_record.state is IssuerState.EXTERNAL or not root_record.key_uri
     if not external:
-        root_key = load_key(root_row.key_uri, settings)  # before making a key: fail early
+        root_key = load_key(root_record.key_uri, settings)  # before making a key: fail early
     key = create_key(key_uri, kind, settings)
     detail: dict[str, object] = {"issuing": name, "previous": current.name, "key_uri": display_uri(key_uri)}
     if external:
         csr = issuing_csr(key, new_subject)
         with db.write() as session:
-            session.add(_row(name, "issuing", "pending", key_uri, None, new_subject, None))
+            _add(session, name, IssuerRole.ISSUING, IssuerState.PENDING, key_uri, None, new_subject, None)
             audit.record(session, actor=actor, action="ca.rotate", detail={**detail, "mode": "csr"})
         return RotateResult(name, None, csr.public_bytes(serialization.Encoding.PEM).decode())
-    assert root_row.certificate_pem is not None
-    root_cert = x509.load_pem_x509_certificate(root_row.certificate_pem.encode())
+    assert root_record.certificate_pem is not None
+    root_cert = x509.load_pem_x509_certificate(root_record.certificate_pem.encode())
     cert = create_issuing(root_key, root_cert, key.public_key(), new_subject)  # type: ignore[arg-type]
     with db.write() as session:
-        previous = issuer_repo.by_id(session, current.id)
-        if previous is None or previous.state != "active":
+        if not store.set_state(session, current.id, IssuerState.RETIRING, expected=IssuerState.ACTIVE):
             raise CAError(Kind.CONFLICT, "The issuing CA changed during the rotation; run it again.")
-        previous.state = "retiring"
-        session.add(_row(name, "issuing", "active", key_uri, cert, new_subject, root_row.id))
+        _add(
+            session, name, IssuerRole.ISSUING, IssuerState.ACTIVE, key_uri, cert, new_subject, root_record.id
+        )
         audit.record(session, actor=actor, action="ca.rotate", detail=detail)
     return RotateResult(name, current.name, None)
 
@@ -266,14 +277,14 @@ def retire_finished(db: Database, now: datetime | None = None) -> list[str]:
     now = now or datetime.now(UTC)
     done: list[str] = []
     with db.write() as session:
-        for row in issuer_repo.all_issuers(session):
-            if row.state != "retiring":
+        for record in store.all_issuers(session):
+            if record.state is not IssuerState.RETIRING:
                 continue
-            last = issuer_repo.last_expiry(session, row.id)
-            if (last is None or last <= now) or (row.not_after is not None and row.not_after <= now):
-                row.state = "retired"
-                done.append(row.name)
-                audit.record(session, actor="system", action="ca.retire", detail={"issuing": row.name})
+            last = store.last_expiry(session, record.id)
+            if (last is None or last <= now) or (record.not_after is not None and record.not_after <= now):
+                store.set_state(session, record.id, IssuerState.RETIRED)
+                done.append(record.name)
+                audit.record(session, actor="system", action="ca.retire", detail={"issuing": record.name})
     return done
 
 
@@ -295,14 +306,14 @@ class IssuerInfo:
 
 def list_issuers(db: Database) -> list[IssuerInfo]:
     with db.read() as session:
-        rows = issuer_repo.all_issuers(session)
-        stats = issuer_repo.certificate_stats(session)
-    names = {r.id: r.name for r in rows}
+        found = store.all_issuers(session)
+        stats = store.certificate_stats(session)
+    names = {r.id: r.name for r in found}
     return [
         IssuerInfo(
             name=r.name,
-            role=r.role,
-            state=r.state,
+            role=r.role.value,
+            state=r.state.value,
             subject=r.subject,
             key_uri=display_uri(r.key_uri) if r.key_uri else "",
             not_before=r.not_before,
@@ -311,5 +322,5 @@ def list_issuers(db: Database) -> list[IssuerInfo]:
             certificates=stats.get(r.id, (0, None))[0],
             last_certificate_expires=stats.get(r.id, (0, None))[1],
         )
-        for r in rows
+        for r in found
     ]
