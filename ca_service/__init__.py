@@ -9,8 +9,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Response, request
 from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
 from sqlalchemy import text
 
 from ca_service import logs
@@ -124,7 +125,7 @@ def build_services(settings: Settings) -> Services:
 def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI application. Settings default to :func:`load_settings` (env and TOML)."""
     from ca_service import acme
-    from ca_service.api import register
+    from ca_service.api import problems, register
 
     settings = settings or load_settings()
     logs.configure(settings.log_level)
@@ -151,4 +152,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     register(app, api)
     app.register_blueprint(acme.bp)
+
+    def in_acme() -> bool:
+        return request.path == "/acme" or request.path.startswith("/acme/")
+
+    def _problem(exc: Exception) -> Response:
+        """Every failure as a problem document: ACME's (RFC 8555 section 6.7) under /acme/,
+        REST's (RFC 9457) elsewhere; also when routing failed before a blueprint was reached."""
+        return acme.render(exc) if in_acme() else problems.render(exc)
+
+    # HTTPException too: it replaces flask-smorest's own handler (its error shape is not ours)
+    for caught in (Exception, HTTPException):
+        app.register_error_handler(caught, _problem)
+
+    @app.after_request
+    def _acme_headers(response: Response) -> Response:
+        return acme.finish(response) if in_acme() else response
+
     return app

@@ -117,7 +117,7 @@ class Settings:
             if p.name == wanted:
                 return p
         names = ", ".join(p.name for p in self.profiles)
-        raise CAError(Kind.NOT_FOUND, f"Unknown profile '{wanted[:40]}'; known profiles: {names}.")
+        raise CAError(Kind.INVALID_PROFILE, f"Unknown profile '{wanted[:40]}'; known profiles: {names}.")
 
     def public_dump(self) -> dict[str, object]:
         """Settings fit to print: secrets replaced by a marker."""

@@ -71,6 +71,24 @@ def printable(text: str, limit: int = 40) -> str:
     return clean + ("..." if len(text) > limit else "")
 
 
+def serial_text(value: int) -> str:
+    """A certificate serial (RFC 5280 section 4.1.2.2) as uppercase hex with an even number of
+    digits: what ``openssl x509 -serial`` prints."""
+    text = format(value, "X")
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+def parse_serial(text: str) -> str:
+    """Accept ``0A:1B...``, ``0a1b...``, ``0x0A1B`` and return the canonical :func:`serial_text`."""
+    raw = text.strip().lower().removeprefix("0x").replace(":", "").replace(" ", "")
+    if not raw or len(raw) > 42 or any(c not in "0123456789abcdef" for c in raw):
+        raise CAError(
+            Kind.MALFORMED,
+            f"'{printable(text, 50)}' is not a certificate serial; give it in hex as openssl prints it.",
+        )
+    return serial_text(int(raw, 16))
+
+
 class Role(Enum):
     """What an API token may do."""
 
@@ -81,16 +99,24 @@ class Role(Enum):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a token's identity, role and MAC scopes (prefixes of canonical MACs)."""
+    """Who is calling: a token's identity, role and MAC scopes (prefixes of canonical MACs).
+    ``certificate`` is set (a serial) for a requester that proved possession of that
+    certificate's key (ACME revocation, RFC 8555 section 7.6): it may act on that one only."""
 
     name: str
     role: Role
     scopes: tuple[str, ...] = ()
     token_id: int | None = None
+    certificate: str | None = None
 
     @property
     def label(self) -> str:
         return f"{self.role.value}:{self.name}"
+
+    @property
+    def mac_prefixes(self) -> tuple[str, ...] | None:
+        """The MAC prefixes a listing for this principal is limited to (None: every MAC)."""
+        return self.scopes if self.role is Role.PROVISIONER else None
 
 
 SYSTEM = Principal(name="system", role=Role.ADMIN)

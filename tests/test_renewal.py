@@ -173,18 +173,18 @@ def test_revoke_superseded_after_grace(
     old = issue(client, admin, tmp_path, "7C2F80000001", "a").json
     new = issue(client, admin, tmp_path, "7C2F80000001", "b", replaces=old["serial"]).json
     lone = issue(client, admin, tmp_path, "7C2F80000002", "c").json
-    assert services.renewals.revoke_superseded() == []  # off by default
+    assert services.revocation.revoke_superseded() == []  # off by default
     graced = build_services(make_settings(revoke_superseded_after_hours=24))
     try:
-        assert graced.renewals.revoke_superseded() == []  # the successor is younger than the grace
+        assert graced.revocation.revoke_superseded() == []  # the successor is younger than the grace
         with services.db.write() as session:
             session.execute(
                 update(CertificateRow)
                 .where(CertificateRow.serial == new["serial"])
                 .values(created_at=datetime.now(UTC) - timedelta(hours=25))
             )
-        assert graced.renewals.revoke_superseded() == [old["serial"]]
-        assert graced.renewals.revoke_superseded() == []
+        assert [r.serial for r in graced.revocation.revoke_superseded()] == [old["serial"]]
+        assert graced.revocation.revoke_superseded() == []
     finally:
         graced.db.dispose()
     with services.db.read() as session:

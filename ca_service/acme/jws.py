@@ -23,14 +23,10 @@ MAC_ALGORITHMS = {"HS256": jose.HS256, "HS384": jose.HS384, "HS512": jose.HS512}
 MIN_RSA_BITS = 2048
 
 
-def problem(detail: str, acme_type: str = "malformed", **extra: object) -> CAError:
-    return CAError(Kind.MALFORMED, detail, acme=acme_type, **extra)
-
-
 def refuse_algorithm(alg: object) -> CAError:
-    return problem(
+    return CAError(
+        Kind.BAD_JWS_ALGORITHM,
         f"JWS algorithm '{str(alg)[:16]}' is refused; use one of {', '.join(ALGORITHMS)}.",
-        "badSignatureAlgorithm",
         algorithms=list(ALGORITHMS),
     )
 
@@ -75,8 +71,9 @@ def parse(body: bytes | dict[str, Any]) -> Signed:
         RecursionError,
         jose.DeserializationError,
     ) as exc:
-        raise problem(
-            "The request body must be a flattened JWS with 'protected', 'payload' and 'signature'."
+        raise CAError(
+            Kind.MALFORMED,
+            "The request body must be a flattened JWS with 'protected', 'payload' and 'signature'.",
         ) from exc
     return Signed(header, payload, signed)
 
@@ -86,10 +83,10 @@ def check_outer_header(signed: Signed) -> None:
     if signed.alg not in ALGORITHMS:
         raise refuse_algorithm(signed.alg)
     if ("jwk" in signed.header) == ("kid" in signed.header):
-        raise problem("The protected header must carry exactly one of 'jwk' and 'kid'.")
+        raise CAError(Kind.MALFORMED, "The protected header must carry exactly one of 'jwk' and 'kid'.")
     for name in ("nonce", "url"):
         if not isinstance(signed.header.get(name), str):
-            raise problem(f"The protected header must carry '{name}'.")
+            raise CAError(Kind.MALFORMED, f"The protected header must carry '{name}'.")
 
 
 def raw_key(key: jose.JWK) -> Any:
@@ -102,14 +99,14 @@ def load_jwk(value: Any) -> jose.JWK:
     try:
         key = cast(jose.JWK, jose.JWK.from_json(value)).public_key()
     except (jose.DeserializationError, ValueError, TypeError, KeyError) as exc:
-        raise problem("The JWK cannot be read.", "badPublicKey") from exc
+        raise CAError(Kind.BAD_PUBLIC_KEY, "The JWK cannot be read.") from exc
     raw = raw_key(key)
     if isinstance(raw, ec.EllipticCurvePublicKey) and raw.curve.name in ("secp256r1", "secp384r1"):
         return key
     if isinstance(raw, rsa.RSAPublicKey) and raw.key_size >= MIN_RSA_BITS:
         return key
-    raise problem(
-        f"Account keys are ECDSA P-256/P-384 or RSA of at least {MIN_RSA_BITS} bits.", "badPublicKey"
+    raise CAError(
+        Kind.BAD_PUBLIC_KEY, f"Account keys are ECDSA P-256/P-384 or RSA of at least {MIN_RSA_BITS} bits."
     )
 
 
@@ -127,14 +124,14 @@ def verify(signed: Signed, key: jose.JWK) -> None:
     else:
         fits = isinstance(raw, ec.EllipticCurvePublicKey) and raw.curve.name == curve
     if not fits or not signed.jws.verify(key):
-        raise problem("The JWS signature does not verify with the account key.")
+        raise CAError(Kind.MALFORMED, "The JWS signature does not verify with the account key.")
 
 
 def verify_mac(signed: Signed, secret: bytes) -> None:
     """Verify an HMAC-signed JWS (the external account binding, section 7.3.4)."""
     if signed.alg not in MAC_ALGORITHMS:
-        raise problem(
-            "The external account binding must be signed with HS256, HS384 or HS512.", "unauthorized"
+        raise CAError(
+            Kind.UNAUTHORIZED, "The external account binding must be signed with HS256, HS384 or HS512."
         )
     if not signed.jws.verify(jose.JWKOct(key=secret)):
-        raise problem("The external account binding signature does not verify.", "unauthorized")
+        raise CAError(Kind.UNAUTHORIZED, "The external account binding signature does not verify.")

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from ca_service.acme import jws
 from ca_service.acme.problems import from_caerror
-from ca_service.authority import parse_serial
+from ca_service.domain import parse_serial
 from ca_service.enrollment.acme import Account, AcmeAuthority, Order
 from ca_service.errors import CAError, Kind
 
@@ -47,16 +47,14 @@ def reply(body: object, status: int = 200, location: str | None = None, **header
     return response
 
 
-@bp.errorhandler(CAError)
-def _caerror(exc: CAError) -> Response:
-    return from_caerror(exc)
-
-
-@bp.after_request
-def _headers(response: Response) -> Response:
+def finish(response: Response) -> Response:
+    """Headers of every answer under /acme/, errors included (the app calls this after each
+    ACME request, also when routing failed before the blueprint was reached): the directory
+    link, no caching, and a fresh ``Replay-Nonce`` on POSTs, new-nonce and every error
+    (RFC 8555 sections 6.5 and 7.2)."""
     response.headers.add("Link", f'<{base()}/directory>;rel="index"')
     response.headers["Cache-Control"] = "no-store"
-    if request.method == "POST" or request.endpoint == "acme.new_nonce":
+    if request.method == "POST" or request.endpoint == "acme.new_nonce" or response.status_code >= 400:
         nonce = g.get("acme_nonce")
         if nonce is None:
             try:
@@ -72,7 +70,7 @@ def _account_id(kid: str) -> int:
     prefix = base() + "/acct/"
     tail = kid[len(prefix) :] if kid.startswith(prefix) else ""
     if not tail.isdigit() or len(tail) > 12:
-        raise jws.problem("The 'kid' is not an account URL of this server.", "accountDoesNotExist")
+        raise CAError(Kind.ACCOUNT_MISSING, "The 'kid' is not an account URL of this server.")
     return int(tail)
 
 
@@ -82,27 +80,28 @@ def signed_request(allow_jwk: bool = False) -> tuple[jws.Signed, Account | None,
     With ``allow_jwk`` (newAccount; revocation by certificate key) ``jwk`` may sign; all
     others with the ``kid`` of an existing, valid account."""
     if request.mimetype != JOSE_JSON:
-        raise jws.problem(f"Send ACME requests as {JOSE_JSON}.")
+        raise CAError(Kind.MALFORMED, f"Send ACME requests as {JOSE_JSON}.")
     signed = jws.parse(request.get_data())
     jws.check_outer_header(signed)
     if signed.header["url"] != request.base_url:
-        raise jws.problem("The JWS 'url' header is not the URL this request was sent to.", "unauthorized")
+        raise CAError(Kind.UNAUTHORIZED, "The JWS 'url' header is not the URL this request was sent to.")
     if "jwk" in signed.header and not allow_jwk:
-        raise jws.problem("This request must be signed with the account's 'kid'.")
+        raise CAError(Kind.MALFORMED, "This request must be signed with the account's 'kid'.")
     if "kid" in signed.header and request.endpoint == "acme.new_account":
-        raise jws.problem("newAccount requests are signed with 'jwk', not 'kid'.")
+        raise CAError(Kind.MALFORMED, "newAccount requests are signed with 'jwk', not 'kid'.")
     account_id = _account_id(str(signed.header["kid"])) if "kid" in signed.header else None
     ok, g.acme_nonce, account = authority().use_nonce(signed.header["nonce"], account_id)
+    g.acme_account = account_id
     if not ok:
-        raise jws.problem(
-            "The nonce is unknown, used or expired; retry with the Replay-Nonce given.", "badNonce"
+        raise CAError(
+            Kind.BAD_NONCE, "The nonce is unknown, used or expired; retry with the Replay-Nonce given."
         )
     if account_id is not None and account is None:
-        raise jws.problem("There is no account with this key id.", "accountDoesNotExist")
+        raise CAError(Kind.ACCOUNT_MISSING, "There is no account with this key id.")
     key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
     jws.verify(signed, key)
     if account is not None and account.status != "valid":
-        raise jws.problem("This account is deactivated.", "unauthorized")
+        raise CAError(Kind.UNAUTHORIZED, "This account is deactivated.")
     return signed, account, key
 
 
@@ -110,7 +109,7 @@ def account_request() -> tuple[jws.Signed, Account]:
     """An authenticated request signed by an existing, valid account (``kid``)."""
     signed, account, _ = signed_request()
     if account is None:  # unreachable: signed_request demands 'kid' unless allow_jwk
-        raise jws.problem("This request must be signed with the account's 'kid'.")
+        raise CAError(Kind.MALFORMED, "This request must be signed with the account's 'kid'.")
     return signed, account
 
 
@@ -118,15 +117,15 @@ def payload_object(signed: jws.Signed) -> dict[str, Any]:
     try:
         value = json.loads(signed.payload)
     except (ValueError, RecursionError) as exc:
-        raise jws.problem("The JWS payload is not JSON.") from exc
+        raise CAError(Kind.MALFORMED, "The JWS payload is not JSON.") from exc
     if not isinstance(value, dict):
-        raise jws.problem("The JWS payload must be a JSON object.")
+        raise CAError(Kind.MALFORMED, "The JWS payload must be a JSON object.")
     return value
 
 
 def post_as_get(signed: jws.Signed) -> None:
     if signed.payload != b"":
-        raise jws.problem("This resource is fetched with POST-as-GET (an empty payload).")
+        raise CAError(Kind.MALFORMED, "This resource is fetched with POST-as-GET (an empty payload).")
 
 
 # -- representations ---------------------------------------------------------------------------
@@ -199,29 +198,33 @@ def new_account() -> Response:
     if existing is not None:
         return reply(account_body(existing), 200, account_url(existing))
     if body.get("onlyReturnExisting"):
-        raise jws.problem("No account exists with this key.", "accountDoesNotExist")
+        raise CAError(Kind.ACCOUNT_MISSING, "No account exists with this key.")
     binding = body.get("externalAccountBinding")
     if binding is None:
-        raise jws.problem(
+        raise CAError(
+            Kind.EXTERNAL_ACCOUNT_REQUIRED,
             "This server requires external account binding; create a key with 'ca-service eab create'.",
-            "externalAccountRequired",
         )
     eab = jws.parse(binding)
     if "kid" not in eab.header or eab.header.get("url") != request.base_url or "nonce" in eab.header:
-        raise jws.problem("The external account binding needs 'kid' and this 'url', and no 'nonce'.")
+        raise CAError(
+            Kind.MALFORMED, "The external account binding needs 'kid' and this 'url', and no 'nonce'."
+        )
     key_record = authority().eab_key(str(eab.header["kid"]))
     jws.verify_mac(eab, key_record.hmac_key)
     try:
         bound_key = jws.load_jwk(json.loads(eab.payload))
     except (ValueError, RecursionError) as exc:
-        raise jws.problem("The external account binding payload must be the account JWK.") from exc
+        raise CAError(
+            Kind.MALFORMED, "The external account binding payload must be the account JWK."
+        ) from exc
     if bound_key != key:
-        raise jws.problem("The external account binding is for another account key.", "unauthorized")
+        raise CAError(Kind.UNAUTHORIZED, "The external account binding is for another account key.")
     if key_record.bound:
-        raise jws.problem("This external account binding key is already bound to an account.", "unauthorized")
+        raise CAError(Kind.UNAUTHORIZED, "This external account binding key is already bound to an account.")
     contact = body.get("contact") or []
     if not isinstance(contact, list) or not all(isinstance(c, str) and len(c) < 256 for c in contact):
-        raise jws.problem("'contact' is a list of URLs.", "invalidContact")
+        raise CAError(Kind.INVALID_CONTACT, "'contact' is a list of URLs.")
     account = authority().new_account(key.to_json(), thumb, key_record, contact[:8])
     return reply(account_body(account), 201, account_url(account))
 
@@ -230,16 +233,16 @@ def new_account() -> Response:
 def account(account_id: int) -> Response:
     signed, acct = account_request()
     if acct.id != account_id:
-        raise jws.problem("Requests for an account must be signed by that account.", "unauthorized")
+        raise CAError(Kind.UNAUTHORIZED, "Requests for an account must be signed by that account.")
     body = {} if signed.payload == b"" else payload_object(signed)
     contact = body.get("contact")
     if contact is not None and (
         not isinstance(contact, list) or not all(isinstance(c, str) for c in contact)
     ):
-        raise jws.problem("'contact' is a list of URLs.", "invalidContact")
+        raise CAError(Kind.INVALID_CONTACT, "'contact' is a list of URLs.")
     status = body.get("status")
     if status not in (None, "deactivated"):
-        raise jws.problem("An account may only be set to status 'deactivated'.")
+        raise CAError(Kind.MALFORMED, "An account may only be set to status 'deactivated'.")
     if contact is not None or status:
         acct = authority().update_account(acct, contact, status == "deactivated")
     return reply(account_body(acct), 200, account_url(acct))
@@ -250,7 +253,7 @@ def account_orders(account_id: int) -> Response:
     signed, acct = account_request()
     post_as_get(signed)
     if acct.id != account_id:
-        raise jws.problem("Only the account itself may list its orders.", "unauthorized")
+        raise CAError(Kind.UNAUTHORIZED, "Only the account itself may list its orders.")
     return reply({"orders": [f"{base()}/order/{t}" for t in authority().orders(acct)]})
 
 
@@ -261,16 +264,16 @@ def key_change() -> Response:
     old_key = jws.load_jwk(acct.jwk)
     inner = jws.parse(payload_object(signed))
     if inner.alg not in jws.ALGORITHMS or "jwk" not in inner.header or "kid" in inner.header:
-        raise jws.problem("The inner JWS is signed with the new key, given as 'jwk'.")
+        raise CAError(Kind.MALFORMED, "The inner JWS is signed with the new key, given as 'jwk'.")
     if inner.header.get("url") != request.base_url or "nonce" in inner.header:
-        raise jws.problem("The inner JWS needs this 'url' and no 'nonce'.")
+        raise CAError(Kind.MALFORMED, "The inner JWS needs this 'url' and no 'nonce'.")
     new_key = jws.load_jwk(inner.header["jwk"])
     jws.verify(inner, new_key)
     body = payload_object(inner)
     if body.get("account") != account_url(acct):
-        raise jws.problem("The inner payload's 'account' is not the signing account.", "unauthorized")
+        raise CAError(Kind.UNAUTHORIZED, "The inner payload's 'account' is not the signing account.")
     if jws.load_jwk(body.get("oldKey")) != old_key:
-        raise jws.problem("'oldKey' is not the account's current key.", "unauthorized")
+        raise CAError(Kind.UNAUTHORIZED, "'oldKey' is not the account's current key.")
     try:
         acct = authority().change_key(acct, new_key.to_json(), jws.thumbprint(new_key))
     except CAError as exc:
@@ -279,7 +282,7 @@ def key_change() -> Response:
         other = exc.extra.pop("account")
         response = from_caerror(exc)
         response.headers["Location"] = f"{base()}/acct/{other}"  # section 7.3.5: the key's account
-        return response
+        return finish(response)
     return reply(account_body(acct), 200, account_url(acct))
 
 
@@ -307,7 +310,7 @@ def authorization(token: str, index: int) -> Response:
     post_as_get(signed)
     found = authority().order(acct, token)
     if index >= len(found.identifiers):
-        raise CAError(Kind.NOT_FOUND, "No such authorization.", acme="malformed")
+        raise CAError(Kind.NOT_FOUND, "No such authorization.")
     return reply(
         {
             "identifier": found.identifiers[index],
@@ -325,7 +328,7 @@ def finalize(token: str) -> Response:
     try:
         csr = jose.b64.b64decode(body["csr"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise jws.problem("'csr' is the base64url DER of a PKCS#10 request.", "badCSR") from exc
+        raise CAError(Kind.BAD_CSR, "'csr' is the base64url DER of a PKCS#10 request.") from exc
     done = authority().finalize(acct, token, csr)
     return reply(order_body(done), 200, order_url(done))
 
@@ -346,12 +349,15 @@ def revoke_cert() -> Response:
     try:
         der = jose.b64.b64decode(body["certificate"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise jws.problem("'certificate' is the base64url DER of the certificate.") from exc
+        raise CAError(Kind.MALFORMED, "'certificate' is the base64url DER of the certificate.") from exc
     reason = body.get("reason", 0)
     if not isinstance(reason, int) or isinstance(reason, bool):
-        raise jws.problem("'reason' is an RFC 5280 reason code.", "badRevocationReason")
-    authority().revoke(der, reason, acct, None if acct else jws.raw_key(key))
-    current_app.extensions["ca_service"].publisher.poke()  # the CRL follows within the coalesce window
+        raise CAError(Kind.BAD_REVOCATION_REASON, "'reason' is an RFC 5280 reason code.")
+    revocation = current_app.extensions["ca_service"].revocation
+    if acct is not None:
+        revocation.revoke_presented(der, reason, principal=acct.principal)
+    else:
+        revocation.revoke_presented(der, reason, signer_key=jws.raw_key(key))
     return Response(status=200)
 
 

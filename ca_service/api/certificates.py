@@ -17,8 +17,7 @@ from ca_service.api.schemas import (
     ProblemSchema,
     ProfileSchema,
 )
-from ca_service.authority import parse_serial
-from ca_service.domain import IssuedCertificate
+from ca_service.domain import IssuedCertificate, parse_serial
 
 blp = Blueprint("certificates", __name__, url_prefix="/api/v1", description="Device certificates")
 

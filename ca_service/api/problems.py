@@ -26,35 +26,37 @@ PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:ca-service:problem:"
 F = TypeVar("F", bound=Callable[..., Any])
 
-STATUS = {
-    Kind.MALFORMED: 400,
-    Kind.BAD_CSR: 400,
-    Kind.BAD_SIGNATURE_ALGORITHM: 422,
-    Kind.BAD_KEY: 422,
-    Kind.BAD_IDENTIFIER: 422,
-    Kind.BAD_CERTIFICATE: 422,
-    Kind.UNAUTHORIZED: 401,
-    Kind.FORBIDDEN: 403,
-    Kind.NOT_FOUND: 404,
-    Kind.CONFLICT: 409,
-    Kind.GONE: 410,
-    Kind.UNAVAILABLE: 503,
-    Kind.INTERNAL: 500,
-}
-TITLES = {
-    Kind.MALFORMED: "Malformed request",
-    Kind.BAD_CSR: "Unreadable or invalid CSR",
-    Kind.BAD_SIGNATURE_ALGORITHM: "Signature algorithm refused",
-    Kind.BAD_KEY: "Key type or size refused",
-    Kind.BAD_IDENTIFIER: "Not a usable device identifier",
-    Kind.BAD_CERTIFICATE: "Certificate refused",
-    Kind.UNAUTHORIZED: "Authentication required",
-    Kind.FORBIDDEN: "Not allowed",
-    Kind.NOT_FOUND: "Not found",
-    Kind.CONFLICT: "Conflict with current state",
-    Kind.GONE: "No longer available",
-    Kind.UNAVAILABLE: "Service unavailable",
-    Kind.INTERNAL: "Internal error",
+# Every kind's HTTP status and title (a test walks every Kind through this table).
+RENDER: dict[Kind, tuple[int, str]] = {
+    Kind.MALFORMED: (400, "Malformed request"),
+    Kind.BAD_CSR: (400, "Unreadable or invalid CSR"),
+    Kind.BAD_SIGNATURE_ALGORITHM: (422, "Signature algorithm refused"),
+    Kind.BAD_KEY: (422, "Key type or size refused"),
+    Kind.BAD_IDENTIFIER: (422, "Not a usable device identifier"),
+    Kind.REJECTED_IDENTIFIER: (403, "Identifier not allowed for this requester"),
+    Kind.UNSUPPORTED_IDENTIFIER: (400, "Identifier type not supported"),
+    Kind.BAD_CERTIFICATE: (422, "Certificate refused"),
+    Kind.BAD_REVOCATION_REASON: (400, "Revocation reason refused"),
+    Kind.INVALID_PROFILE: (404, "Unknown profile"),
+    Kind.BAD_JWS_ALGORITHM: (400, "Signature algorithm refused"),
+    Kind.BAD_PUBLIC_KEY: (400, "Public key refused"),
+    Kind.BAD_NONCE: (400, "Bad nonce"),
+    Kind.INVALID_CONTACT: (400, "Invalid contact"),
+    Kind.EXTERNAL_ACCOUNT_REQUIRED: (400, "External account binding required"),
+    Kind.ACCOUNT_MISSING: (400, "No such account"),
+    Kind.UNAUTHORIZED: (401, "Authentication required"),
+    Kind.FORBIDDEN: (403, "Not allowed"),
+    Kind.NOT_FOUND: (404, "Not found"),
+    Kind.METHOD_NOT_ALLOWED: (405, "Method not allowed"),
+    Kind.UNSUPPORTED_MEDIA_TYPE: (415, "Unsupported media type"),
+    Kind.TOO_LARGE: (413, "Request body too large"),
+    Kind.CONFLICT: (409, "Conflict with current state"),
+    Kind.ALREADY_REVOKED: (409, "Already revoked"),
+    Kind.ALREADY_REPLACED: (409, "Already replaced"),
+    Kind.ORDER_NOT_READY: (409, "Order not ready"),
+    Kind.GONE: (410, "No longer available"),
+    Kind.UNAVAILABLE: (503, "Service unavailable"),
+    Kind.INTERNAL: (500, "Internal error"),
 }
 
 
@@ -117,7 +119,14 @@ def problem(status: int, title: str, detail: str, type_: str = "about:blank", **
 
 
 def from_caerror(exc: CAError) -> Response:
-    return problem(STATUS[exc.kind], TITLES[exc.kind], exc.detail, TYPE_PREFIX + exc.kind.value, **exc.extra)
+    status, title = RENDER[exc.kind]
+    extra = dict(exc.extra)
+    if exc.subproblems:
+        extra["subproblems"] = [
+            {"type": TYPE_PREFIX + p.kind.value, "detail": p.detail, "identifier": p.identifier}
+            for p in exc.subproblems
+        ]
+    return problem(status, title, exc.detail, TYPE_PREFIX + exc.kind.value, **extra)
 
 
 _HTTP_DETAILS = {
@@ -128,17 +137,55 @@ _HTTP_DETAILS = {
 }
 
 
-def install(app: Flask) -> None:
-    """Register the problem+json handlers on ``app``."""
-
-    @app.errorhandler(CAError)
-    def _caerror(exc: CAError) -> Response:
+def render(exc: Exception) -> Response:
+    """The problem+json answer for any exception raised while serving a REST request: a
+    CAError by its kind, Flask's own HTTP errors (404, 405, 413, 415, webargs' 422) by their
+    status, anything else a 500 that names only the request id."""
+    if isinstance(exc, CAError):
         if exc.kind in (Kind.INTERNAL, Kind.UNAVAILABLE):
             log.error(
                 "request failed",
                 extra={"kind": exc.kind.value, "detail": exc.detail, "request_id": request_id()},
             )
         return from_caerror(exc)
+    if isinstance(exc, HTTPException):
+        return _http(exc)
+    if isinstance(exc, RecursionError):
+        # any parser (JSON bodies, JWS) given absurdly nested input: a client error, not a 500
+        return problem(400, "Bad Request", "The request body is nested too deeply to read.")
+    log.exception("unexpected error", extra={"request_id": request_id()})
+    return problem(
+        500,
+        "Internal error",
+        f"The service failed unexpectedly; quote request id {request_id()} to the operator.",
+    )
+
+
+def _http(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    detail = _HTTP_DETAILS.get(status, exc.description or "")
+    extra: dict[str, Any] = {}
+    if status == 400 and request.is_json:
+        detail = "The request body is not valid JSON."
+    if status == 413:
+        limit = request.max_content_length  # per request: device imports have their own cap
+        detail = f"The request body is larger than the limit of {limit} bytes."
+        extra["limit_bytes"] = limit
+    if status == 422:
+        messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+        detail = "The request does not match the schema; see 'errors' for each field."
+        extra["errors"] = messages or {}
+    allowed = sorted(getattr(exc, "valid_methods", None) or ())
+    if status == 405 and allowed:
+        extra["allowed_methods"] = allowed
+    response = problem(status, exc.name, detail, **extra)
+    if allowed:
+        response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+def install(app: Flask) -> None:
+    """Register the REST request hooks on ``app`` (body types, request timing and id)."""
 
     @app.before_request
     def _body_type() -> Response | None:
@@ -162,42 +209,10 @@ def install(app: Flask) -> None:
             )
         return None
 
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        detail = _HTTP_DETAILS.get(status, exc.description or "")
-        extra: dict[str, Any] = {}
-        if status == 400 and request.is_json:
-            detail = "The request body is not valid JSON."
-        if status == 413:
-            limit = request.max_content_length  # per request: device imports have their own cap
-            detail = f"The request body is larger than the limit of {limit} bytes."
-            extra["limit_bytes"] = limit
-        if status == 422:
-            messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
-            detail = "The request does not match the schema; see 'errors' for each field."
-            extra["errors"] = messages or {}
-        if status == 405 and getattr(exc, "valid_methods", None):
-            extra["allowed_methods"] = sorted(exc.valid_methods)  # type: ignore[attr-defined]
-        return problem(status, exc.name, detail, **extra)
-
-    @app.errorhandler(RecursionError)
-    def _too_deep(exc: RecursionError) -> Response:
-        # any parser (JSON bodies, JWS) given absurdly nested input: a client error, not a 500
-        return problem(400, "Bad Request", "The request body is nested too deeply to read.")
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.exception("unexpected error", extra={"request_id": request_id()})
-        return problem(
-            500,
-            "Internal error",
-            f"The service failed unexpectedly; quote request id {request_id()} to the operator.",
-        )
-
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
+        request_id()  # every request has its id from the start (ACME problems carry it too)
 
     @app.after_request
     def _tag(response: Response) -> Response:

@@ -10,8 +10,7 @@ from flask_smorest import Blueprint
 
 from ca_service.api.auth import ANY_ROLE, SECURITY, principal, require, services
 from ca_service.api.schemas import DueCertificateSchema, DueQuerySchema, ProblemSchema, RenewalInfoSchema
-from ca_service.authority import parse_serial
-from ca_service.domain import Role
+from ca_service.domain import parse_serial
 
 blp = Blueprint("renewals", __name__, url_prefix="/api/v1", description="Renewal windows and lineage")
 
@@ -42,5 +41,5 @@ class Due(MethodView):
     def get(self, query: dict[str, Any]) -> Any | Response:
         """Valid certificates that expire within ``days`` and have no successor, soonest first."""
         who = principal()
-        scopes = who.scopes if who.role is Role.PROVISIONER else None
+        scopes = who.mac_prefixes
         return services().renewals.due(query["days"], scopes)

@@ -7,7 +7,7 @@ import binascii
 
 from cryptography import x509
 
-from ca_service.authority.serials import serial_text
+from ca_service.domain import serial_text
 from ca_service.errors import CAError, Kind
 
 

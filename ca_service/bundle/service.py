@@ -12,7 +12,6 @@ from typing import Any
 from cryptography import x509
 from sqlalchemy.orm import Session
 
-from ca_service.authority import serial_text
 from ca_service.authority.issuer import pem
 from ca_service.bundle import firmware
 from ca_service.bundle.anchors import (
@@ -27,8 +26,9 @@ from ca_service.bundle.anchors import (
 )
 from ca_service.bundle.inspect import OURS, Inspection, inspect_chain
 from ca_service.bundle.render import Entry, digest, entry_json, ordered, render_pem
-from ca_service.domain import IssuerRole, Principal, Role
+from ca_service.domain import IssuerRole, Principal, Role, serial_text
 from ca_service.errors import CAError, Kind
+from ca_service.policy import require_role
 from ca_service.store import Database, audit, trust
 from ca_service.store import certificates as certs
 from ca_service.store import issuers as issuer_store
@@ -335,10 +335,7 @@ class Bundle:
 
 
 def _require_admin(principal: Principal) -> None:
-    if principal.role is not Role.ADMIN:
-        raise CAError(
-            Kind.FORBIDDEN, f"Changing trust anchors needs an admin token; yours is {principal.role.value}."
-        )
+    require_role(principal, (Role.ADMIN,), "Changing trust anchors")
 
 
 def _purposes(purposes: str | None, software: str | None) -> set[str]:

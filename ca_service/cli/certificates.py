@@ -58,7 +58,7 @@ def revoke(ctx: click.Context, serial: str, reason: str, invalidity_date: Any, p
     services = services_of(settings_of(ctx))
     principal = actor()
     when = invalidity_date.replace(tzinfo=UTC) if invalidity_date else None
-    done = services.revocation.revoke(serial, reason, when, principal)
+    done = services.revocation.revoke(serial, reason, when, principal, via="cli")
     click.echo(f"revoked {done.serial} ({done.mac}) for {done.reason}", err=True)
     if publish:
         services.revocation.publish_due()

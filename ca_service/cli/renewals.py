@@ -45,9 +45,9 @@ def renewals_revoke_superseded(ctx: click.Context) -> None:
     if settings.revoke_superseded_after_hours <= 0:
         click.echo("revoke_superseded_after_hours is 0: superseded certificates are kept", err=True)
         return
-    revoked = services_of(settings).renewals.revoke_superseded()
-    for serial in revoked:
-        click.echo(serial)
+    revoked = services_of(settings).revocation.revoke_superseded()
+    for item in revoked:
+        click.echo(item.serial)
     click.echo(f"{len(revoked)} superseded certificate(s) revoked", err=True)
 
 

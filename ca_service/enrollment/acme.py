@@ -1,7 +1,6 @@
 """The ACME registration authority (RFC 8555): nonces, EAB keys, accounts, orders, finalize,
-revocation. The web layer (``ca_service.acme``) verifies JWS and speaks HTTP; this module decides
-and stores. A refusal is a CAError whose ``extra["acme"]`` names the RFC 8555 section 6.7 type
-when the kind alone does not say it.
+The web layer (``ca_service.acme``) verifies JWS and speaks HTTP; this module decides and
+stores. A refusal is a CAError whose kind the ACME renderer maps to an RFC 8555 section 6.7 type.
 """
 
 from __future__ import annotations
@@ -14,27 +13,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.orm import Session
 
-from ca_service.authority import serial_text
 from ca_service.authority.certid import parse_cert_id
 from ca_service.config import Settings
 from ca_service.domain import IssuedCertificate, MacAddress, Principal, Role
 from ca_service.enrollment.service import Enrollment
-from ca_service.errors import CAError, Kind
+from ca_service.errors import CAError, Kind, Subproblem
 from ca_service.keystore.wrapping import wrapping_key
 from ca_service.policy import device_mac, in_scope
-from ca_service.policy.reasons import CODES
 from ca_service.policy.scope import normalize_scope
-from ca_service.store import Database, audit, revocations
+from ca_service.store import Database, audit
 from ca_service.store import acme as store
 from ca_service.store import certificates as certs
 from ca_service.store.models import AcmeAccountRow, AcmeOrderRow, utcnow
 
 IDENTIFIER_TYPES = ("permanent-identifier", "dns")
+# refusals of a CSR's content; at finalize they are one badCSR (RFC 8555 section 7.4)
+CSR_REFUSALS = (Kind.BAD_KEY, Kind.BAD_SIGNATURE_ALGORITHM, Kind.BAD_IDENTIFIER)
 EAB_PURPOSE = b"acme-eab"  # associated data of the wrapped EAB HMAC keys
 
 
@@ -96,10 +92,6 @@ def _order(row: AcmeOrderRow, now: datetime) -> Order:
         row.replaces,
         row.serial,
     )
-
-
-def _acme(kind: Kind, detail: str, acme_type: str, **extra: object) -> CAError:
-    return CAError(kind, detail, acme=acme_type, **extra)
 
 
 class AcmeAuthority:
@@ -166,9 +158,7 @@ class AcmeAuthority:
         with self.db.read() as session:
             row = store.eab_by_kid(session, kid[:64]) if isinstance(kid, str) else None
             if row is None:
-                raise _acme(
-                    Kind.UNAUTHORIZED, "The external account binding key id is unknown.", "unauthorized"
-                )
+                raise CAError(Kind.UNAUTHORIZED, "The external account binding key id is unknown.")
             return EabKey(
                 row.id,
                 row.kid,
@@ -198,10 +188,9 @@ class AcmeAuthority:
                 created_at=utcnow(),
             )
             if not store.bind_eab(session, key.id, row.id):
-                raise _acme(
+                raise CAError(
                     Kind.UNAUTHORIZED,
                     "This external account binding key is already bound to another account.",
-                    "unauthorized",
                 )
             audit.record(
                 session,
@@ -231,9 +220,7 @@ class AcmeAuthority:
         with self.db.write() as session:
             other = store.account_by_thumbprint(session, thumbprint)
             if other is not None:
-                raise _acme(
-                    Kind.CONFLICT, "The new key already belongs to an account.", "conflict", account=other.id
-                )
+                raise CAError(Kind.CONFLICT, "The new key already belongs to an account.", account=other.id)
             row = store.account(session, account.id)
             assert row is not None
             row.jwk, row.key_thumbprint = json.dumps(jwk, sort_keys=True), thumbprint
@@ -248,24 +235,19 @@ class AcmeAuthority:
     # -- orders (section 7.4) ---------------------------------------------------------------
     def _identifier_mac(self, account: Account, ident: object) -> MacAddress:
         if not isinstance(ident, dict) or not isinstance(ident.get("value"), str):
-            raise _acme(Kind.MALFORMED, "An identifier is an object with 'type' and 'value'.", "malformed")
+            raise CAError(Kind.MALFORMED, "An identifier is an object with 'type' and 'value'.")
         if ident.get("type") not in IDENTIFIER_TYPES:
-            raise _acme(
-                Kind.BAD_IDENTIFIER,
+            raise CAError(
+                Kind.UNSUPPORTED_IDENTIFIER,
                 "Only 'permanent-identifier' and 'dns' identifiers whose value is a device MAC "
                 "are supported.",
-                "unsupportedIdentifier",
             )
-        try:
-            mac = device_mac(ident["value"], self.settings.oui_allowlist)
-        except CAError as exc:
-            raise _acme(Kind.BAD_IDENTIFIER, exc.detail, "rejectedIdentifier") from exc
+        mac = device_mac(ident["value"], self.settings.oui_allowlist)
         if not in_scope(account.principal, mac):
-            raise _acme(
-                Kind.FORBIDDEN,
+            raise CAError(
+                Kind.REJECTED_IDENTIFIER,
                 f"{mac} is outside the scope of this account's external account binding "
                 f"({', '.join(account.scopes)}).",
-                "rejectedIdentifier",
             )
         return mac
 
@@ -275,32 +257,27 @@ class AcmeAuthority:
         """One device per order: every identifier must name the same MAC within the account's
         EAB scope; the authorizations are then valid at once and the order is ``ready``."""
         if not isinstance(identifiers, list) or not 1 <= len(identifiers) <= 4:
-            raise _acme(Kind.MALFORMED, "An order lists 1 to 4 identifiers of one device.", "malformed")
+            raise CAError(Kind.MALFORMED, "An order lists 1 to 4 identifiers of one device.")
         macs, subproblems = [], []
         for ident in identifiers:
             try:
                 macs.append(self._identifier_mac(account, ident))
             except CAError as exc:
-                subproblems.append({"type": exc.extra["acme"], "detail": exc.detail, "identifier": ident})
+                about = ident if isinstance(ident, dict) else {"value": str(ident)[:64]}
+                subproblems.append(Subproblem(exc.kind, exc.detail, about))
         if subproblems:
             first = subproblems[0]
-            raise _acme(
-                Kind.BAD_IDENTIFIER, str(first["detail"]), str(first["type"]), subproblems=subproblems
-            )
+            raise CAError(first.kind, first.detail, subproblems=tuple(subproblems))
         if len(set(macs)) != 1:
-            raise _acme(
+            raise CAError(
                 Kind.BAD_IDENTIFIER,
                 "All identifiers of an order must name the same device MAC; "
                 "order one certificate per device.",
-                "rejectedIdentifier",
             )
         mac = macs[0]
         if profile not in (None, "") and not isinstance(profile, str):
-            raise _acme(Kind.MALFORMED, "'profile' is a string.", "malformed")
-        try:
-            chosen = self.settings.profile(profile or None)
-        except CAError as exc:
-            raise _acme(Kind.MALFORMED, exc.detail, "invalidProfile") from exc
+            raise CAError(Kind.MALFORMED, "'profile' is a string.")
+        chosen = self.settings.profile(profile or None)
         if replaces is not None:
             self._check_replaces(account, mac, replaces)
         now = utcnow()
@@ -331,33 +308,29 @@ class AcmeAuthority:
         """RFC 9773 section 5: the replaced certificate is this account's, for the same device,
         and not replaced yet (checked again atomically at finalize)."""
         if not isinstance(replaces, str):
-            raise _acme(Kind.MALFORMED, "'replaces' is a certID string.", "malformed")
+            raise CAError(Kind.MALFORMED, "'replaces' is a certID string.")
         _, serial = parse_cert_id(replaces)
         with self.db.read() as session:
             row = certs.by_serial(session, serial)
             origin = store.order_of_certificate(session, serial)
             if row is None or origin is None or origin.account_id != account.id:
-                raise _acme(
-                    Kind.FORBIDDEN,
+                raise CAError(
+                    Kind.UNAUTHORIZED,
                     "'replaces' must name a certificate issued to this account.",
-                    "unauthorized",
                 )
             if row.mac != mac.value:
-                raise _acme(
-                    Kind.BAD_IDENTIFIER,
+                raise CAError(
+                    Kind.MALFORMED,
                     f"The replaced certificate is for {row.mac}, not for this order's {mac}.",
-                    "malformed",
                 )
             if row.replaced_by is not None:
-                raise _acme(
-                    Kind.CONFLICT, f"Certificate {serial} has already been replaced.", "alreadyReplaced"
-                )
+                raise CAError(Kind.ALREADY_REPLACED, f"Certificate {serial} has already been replaced.")
 
     def order(self, account: Account, token: str) -> Order:
         with self.db.read() as session:
             row = store.order(session, token[:32])
             if row is None or row.account_id != account.id:
-                raise _acme(Kind.NOT_FOUND, "No such order for this account.", "malformed")
+                raise CAError(Kind.NOT_FOUND, "No such order for this account.")
             return _order(row, utcnow())
 
     def orders(self, account: Account) -> list[str]:
@@ -369,12 +342,12 @@ class AcmeAuthority:
         the order becomes valid in the issuing transaction."""
         order = self.order(account, token)
         if order.status != "ready":
-            raise _acme(Kind.CONFLICT, f"The order is {order.status}, not ready.", "orderNotReady")
+            raise CAError(Kind.ORDER_NOT_READY, f"The order is {order.status}, not ready.")
 
         def complete(session: Session, serial: str) -> None:
             row = store.order(session, token)
             if row is None or not store.complete_order(session, row.id, serial):
-                raise _acme(Kind.CONFLICT, "The order was finalized meanwhile.", "orderNotReady")
+                raise CAError(Kind.ORDER_NOT_READY, "The order was finalized meanwhile.")
 
         try:
             cert = self.enrollment.issue(
@@ -386,12 +359,8 @@ class AcmeAuthority:
                 within=complete,
             )
         except CAError as exc:
-            if "acme" in exc.extra:
-                raise
-            if exc.kind is Kind.CONFLICT:
-                raise _acme(exc.kind, exc.detail, "alreadyReplaced") from exc
-            if exc.kind in (Kind.BAD_CSR, Kind.BAD_KEY, Kind.BAD_SIGNATURE_ALGORITHM, Kind.BAD_IDENTIFIER):
-                raise _acme(exc.kind, exc.detail, "badCSR") from exc
+            if exc.kind in CSR_REFUSALS:  # section 7.4: whatever is wrong with the CSR is badCSR
+                raise CAError(Kind.BAD_CSR, exc.detail) from exc
             raise
         return dataclasses.replace(order, status="valid", serial=cert.serial)
 
@@ -400,53 +369,5 @@ class AcmeAuthority:
             origin = store.order_of_certificate(session, serial[:42])
             row = certs.by_serial(session, serial[:42])
             if origin is None or origin.account_id != account.id or row is None:
-                raise _acme(Kind.NOT_FOUND, "No such certificate for this account.", "malformed")
+                raise CAError(Kind.NOT_FOUND, "No such certificate for this account.")
             return self.enrollment.view(row)
-
-    # -- revocation (section 7.6) -----------------------------------------------------------
-    def revoke(
-        self,
-        cert_der: bytes,
-        reason: int,
-        account: Account | None,
-        jwk_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | None = None,
-    ) -> str:
-        """Revoke by the issuing account (or any account whose EAB scope covers the MAC), or by a
-        request signed with the certificate's own key (``jwk_key`` is that public key)."""
-        if reason not in CODES:
-            raise _acme(
-                Kind.MALFORMED,
-                f"Reason code {reason} is not allowed; use one of {sorted(CODES)}.",
-                "badRevocationReason",
-            )
-        try:
-            cert = x509.load_der_x509_certificate(cert_der)
-        except ValueError as exc:
-            raise _acme(Kind.MALFORMED, "The certificate is not DER.", "malformed") from exc
-        serial = serial_text(cert.serial_number)
-        with self.db.write() as session:
-            row = certs.by_serial(session, serial)
-            if row is None or row.der != cert_der:
-                raise _acme(Kind.NOT_FOUND, "This certificate was not issued by this CA.", "malformed")
-            if account is not None:
-                allowed = in_scope(account.principal, MacAddress(row.mac))
-                actor = account.principal.label
-            else:
-                spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-                allowed = jwk_key is not None and cert.public_key().public_bytes(
-                    *spki
-                ) == jwk_key.public_bytes(*spki)
-                actor = f"certificate-key:{serial}"
-            if not allowed:
-                raise _acme(Kind.FORBIDDEN, "This account may not revoke this certificate.", "unauthorized")
-            if not revocations.mark_revoked(session, serial, utcnow(), CODES[reason]):
-                raise _acme(Kind.CONFLICT, "The certificate is already revoked.", "alreadyRevoked")
-            audit.record(
-                session,
-                actor=actor,
-                action="certificate.revoke",
-                mac=row.mac,
-                serial=serial,
-                detail={"reason": CODES[reason], "via": "acme"},
-            )
-        return serial

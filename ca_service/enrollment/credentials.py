@@ -29,13 +29,12 @@ from ca_service.domain import (
     MacAddress,
     Principal,
     Profile,
-    Role,
 )
 from ca_service.enrollment.service import Enrollment, record_refusal
 from ca_service.enrollment.tokens import token_hash
 from ca_service.errors import CAError, Kind
 from ca_service.keystore.wrapping import Wrapper, wrapping_key
-from ca_service.policy import check_scope, device_mac
+from ca_service.policy import WRITERS, check_scope, device_mac, require_role
 from ca_service.policy.csr import key_type_of
 from ca_service.policy.user_agent import mac_in_user_agent
 from ca_service.renewal.windows import WindowShape, suggested_window
@@ -91,8 +90,7 @@ class Credentials:
 
     # -- making credentials -----------------------------------------------------------------
     def _authorize(self, mac_text: str, principal: Principal, action: str) -> MacAddress:
-        if principal.role is Role.AUDITOR:
-            raise CAError(Kind.FORBIDDEN, "Auditor tokens may only read; this needs admin or provisioner.")
+        require_role(principal, WRITERS, "Making device credentials")
         mac = device_mac(mac_text, self.settings.oui_allowlist)
         try:
             check_scope(principal, mac)

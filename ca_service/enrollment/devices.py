@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ca_service.domain import MacAddress, Principal, Role, printable
+from ca_service.domain import MacAddress, Principal, printable
 from ca_service.enrollment.service import DeviceView, Enrollment, record_refusal
 from ca_service.errors import CAError, Kind
-from ca_service.policy import check_scope, device_mac
+from ca_service.policy import WRITERS, check_scope, device_mac, require_role
 from ca_service.store import audit
 from ca_service.store import devices as store
 
@@ -73,8 +73,7 @@ class Devices:
         self.oui_allowlist = enrollment.settings.oui_allowlist
 
     def _writable(self, principal: Principal, mac_text: str) -> MacAddress:
-        if principal.role is Role.AUDITOR:
-            raise CAError(Kind.FORBIDDEN, "Auditor tokens may only read; this needs admin or provisioner.")
+        require_role(principal, WRITERS, "Changing devices")
         mac = device_mac(mac_text, self.oui_allowlist)
         try:
             check_scope(principal, mac)
@@ -123,7 +122,7 @@ class Devices:
         return self.enrollment.device(mac.value, principal)
 
     def page(self, principal: Principal, offset: int, limit: int) -> tuple[list[DeviceView], int]:
-        scopes = principal.scopes if principal.role is Role.PROVISIONER else None
+        scopes = principal.mac_prefixes
         with self.db.read() as session:
             rows, total = store.page(session, mac_prefixes=scopes, offset=offset, limit=limit)
             return [
@@ -141,8 +140,7 @@ class Devices:
     ) -> ImportReport:
         """Import devices from CSV lines with a header row: ``mac`` (required), ``model``,
         ``firmware``; every other column is a label (empty cells are skipped)."""
-        if principal.role is Role.AUDITOR:
-            raise CAError(Kind.FORBIDDEN, "Auditor tokens may only read; this needs admin or provisioner.")
+        require_role(principal, WRITERS, "Importing devices")
         reader = csv.DictReader(iter(text))
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
         if "mac" not in header:

@@ -22,17 +22,33 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ca_service.authority import random_serial, serial_text
+from ca_service.authority import random_serial
 from ca_service.authority.issuer import pem
 from ca_service.config import Settings
-from ca_service.domain import CertificateStatus, IssuedCertificate, MacAddress, Principal, Profile, Role
+from ca_service.domain import (
+    CertificateStatus,
+    IssuedCertificate,
+    MacAddress,
+    Principal,
+    Profile,
+    serial_text,
+)
 from ca_service.errors import CAError, Kind
 from ca_service.issuers import Directory, Signers
 from ca_service.metrics import CERTIFICATES_ISSUED, ISSUANCE_REFUSED
-from ca_service.policy import CsrRules, check_csr, check_scope, device_mac, in_scope
+from ca_service.policy import (
+    WRITERS,
+    CsrRules,
+    check_csr,
+    check_scope,
+    device_mac,
+    in_scope,
+    require_role,
+)
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
-from ca_service.store.models import CertificateRow, DeviceRow, utcnow
+from ca_service.store.certificates import CertificateRecord
+from ca_service.store.models import utcnow
 
 log = logging.getLogger("ca_service.enrollment")
 
@@ -100,8 +116,7 @@ class Enrollment:
         :meth:`sign_and_commit`. ``expected_mac`` refuses a CSR whose CN is another device (an
         ACME order's identifier). ``within(session, serial)`` runs in the issuing transaction.
         """
-        if principal.role is Role.AUDITOR:
-            raise CAError(Kind.FORBIDDEN, "Auditor tokens may only read; issuing needs admin or provisioner.")
+        require_role(principal, WRITERS, "Issuing")
         chosen = self.settings.profile(profile)
         try:
             facts = check_csr(csr, self.rules)
@@ -194,7 +209,7 @@ class Enrollment:
                     "issuer": issuer.name,
                 },
             )
-            return self.view(CertificateRow(**values), pem(cert))
+            return self.view(CertificateRecord(**values), pem(cert))
         raise CAError(Kind.INTERNAL, "Could not allocate a unique serial number.")
 
     @staticmethod
@@ -212,7 +227,7 @@ class Enrollment:
             raise CAError(Kind.CONFLICT, f"Certificate {old} has already been replaced.")
 
     # -- queries ----------------------------------------------------------------------------
-    def view(self, row: CertificateRow, certificate_pem: str | None = None) -> IssuedCertificate:
+    def view(self, row: CertificateRecord, certificate_pem: str | None = None) -> IssuedCertificate:
         """A stored (or just committed) certificate row as the API shows it; ``certificate_pem``
         saves re-encoding the DER when the caller has it."""
         cas = self.directory.get()
@@ -255,7 +270,7 @@ class Enrollment:
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[IssuedCertificate], int]:
-        scopes = principal.scopes if principal.role is Role.PROVISIONER else None
+        scopes = principal.mac_prefixes
         canonical = MacAddress.parse(mac).value if mac else None
         with self.db.read() as session:
             rows, total = certs.search(
@@ -274,7 +289,7 @@ class Enrollment:
         if not in_scope(principal, mac):
             raise CAError(Kind.NOT_FOUND, f"No device {mac}.")
         with self.db.read() as session:
-            row: DeviceRow | None = certs.device(session, mac.value)
+            row = certs.device(session, mac.value)
             if row is None:
                 raise CAError(Kind.NOT_FOUND, f"No device {mac}.")
             return DeviceView(

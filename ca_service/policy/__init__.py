@@ -2,6 +2,15 @@
 
 from ca_service.policy.csr import CsrFacts, CsrRules, check_csr
 from ca_service.policy.mac import device_mac
-from ca_service.policy.scope import check_scope, in_scope
+from ca_service.policy.scope import WRITERS, check_scope, in_scope, require_role
 
-__all__ = ["CsrFacts", "CsrRules", "check_csr", "check_scope", "device_mac", "in_scope"]
+__all__ = [
+    "WRITERS",
+    "CsrFacts",
+    "CsrRules",
+    "check_csr",
+    "check_scope",
+    "device_mac",
+    "in_scope",
+    "require_role",
+]

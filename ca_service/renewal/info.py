@@ -12,9 +12,10 @@ from ca_service.config import Settings
 from ca_service.domain import IssuerState
 from ca_service.errors import CAError, Kind
 from ca_service.renewal.windows import Window, WindowShape, suggested_window
-from ca_service.store import Database, audit, issuers, revocations
+from ca_service.store import Database, issuers
 from ca_service.store import certificates as certs
-from ca_service.store.models import CertificateRow, utcnow
+from ca_service.store.certificates import CertificateRecord
+from ca_service.store.models import utcnow
 
 RETIRING_STATES = (IssuerState.RETIRING, IssuerState.RETIRED)
 
@@ -43,7 +44,7 @@ class Renewals:
         self.settings = settings
         self.shape = WindowShape.from_settings(settings)
 
-    def _info(self, row: CertificateRow, now: datetime, retiring: bool) -> RenewalInfo:
+    def _info(self, row: CertificateRecord, now: datetime, retiring: bool) -> RenewalInfo:
         window = suggested_window(
             row.not_before,
             row.not_after,
@@ -76,28 +77,6 @@ class Renewals:
     def for_cert_id(self, cert_id: str) -> RenewalInfo:
         aki, serial = parse_cert_id(cert_id)
         return self.for_serial(serial, aki)
-
-    def revoke_superseded(self, actor: str = "system:renewal") -> list[str]:
-        """Revoke (reason superseded) valid certificates whose successor is older than
-        ``revoke_superseded_after_hours``; does nothing when that setting is 0 (the default)."""
-        hours = self.settings.revoke_superseded_after_hours
-        if hours <= 0:
-            return []
-        now = utcnow()
-        revoked = []
-        with self.db.write() as session:
-            for row in certs.superseded(session, now - timedelta(hours=hours)):
-                if revocations.mark_revoked(session, row.serial, now, "superseded"):
-                    audit.record(
-                        session,
-                        actor=actor,
-                        action="certificate.revoke",
-                        mac=row.mac,
-                        serial=row.serial,
-                        detail={"reason": "superseded", "replaced_by": row.replaced_by, "grace_hours": hours},
-                    )
-                    revoked.append(row.serial)
-        return revoked
 
     def due(self, days: int, mac_prefixes: tuple[str, ...] | None = None) -> list[DueCertificate]:
         """Valid certificates that expire within ``days`` and have no successor, soonest first."""

@@ -19,9 +19,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import OCSPExtensionOID
 
-from ca_service.authority import serial_text
 from ca_service.authority.ocsp import cert_id_keys, sign_response, unsuccessful
 from ca_service.config import Settings
+from ca_service.domain import serial_text
 from ca_service.issuers import Directory, Signers, Snapshot
 from ca_service.policy.reasons import reason_flag
 from ca_service.store import Database

@@ -21,21 +21,28 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.orm import Session
 
-from ca_service.authority import parse_serial
 from ca_service.authority.crl import crl_pem, sign_crl
 from ca_service.config import Settings
-from ca_service.domain import MacAddress, Principal, Role
+from ca_service.domain import MacAddress, Principal, Role, parse_serial, serial_text
 from ca_service.errors import CAError, Kind
 from ca_service.issuers import Directory, Signers
-from ca_service.policy import check_scope, device_mac, in_scope
-from ca_service.policy.reasons import parse_reason, reason_flag
+from ca_service.policy import WRITERS, check_scope, device_mac, in_scope, require_role
+from ca_service.policy.reasons import CODES, parse_reason, reason_flag
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
 from ca_service.store import revocations as store
+from ca_service.store.certificates import CertificateRecord
 
 log = logging.getLogger("ca_service.revocation")
+
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+# who revokes replaced certificates after their grace period (ca-service renewals revoke-superseded)
+SUPERSEDER = Principal(name="renewal", role=Role.ADMIN)
 
 
 @dataclass(frozen=True)
@@ -88,56 +95,170 @@ class Revocation:
         self._served_lock = threading.Lock()
         self.on_revoke: list[Callable[[], None]] = []  # called after a committed revocation
 
-    # -- revoking ---------------------------------------------------------------------------
+    # -- revoking: one core behind every entry point ------------------------------------------
     def revoke(
-        self, serial_text: str, reason: str, invalidity_date: datetime | None, principal: Principal
+        self,
+        serial_given: str,
+        reason: str,
+        invalidity_date: datetime | None,
+        principal: Principal,
+        via: str = "rest",
     ) -> Revoked:
-        """Revoke one certificate. 404 when unknown or outside the principal's scope, 409 when
-        it is already revoked (never a second entry)."""
-        self._may_write(principal)
-        reason = parse_reason(reason)
-        serial = parse_serial(serial_text)
-        now = datetime.now(UTC)
-        invalidity = self._invalidity(invalidity_date, now)
-        with self.db.write() as session:
-            row = certs.by_serial(session, serial)
-            if row is None or not in_scope(principal, MacAddress(row.mac)):
+        """Revoke one certificate by serial. 404 when unknown or outside the principal's scope,
+        409 when it is already revoked (never a second entry)."""
+        serial = parse_serial(serial_given)
+
+        def find(session: Session) -> list[CertificateRecord]:
+            found = certs.by_serial(session, serial)
+            if found is None:
                 raise CAError(Kind.NOT_FOUND, f"No certificate with serial {serial}.")
-            if row.status == "revoked" or not store.mark_revoked(session, serial, now, reason, invalidity):
-                raise CAError(Kind.CONFLICT, f"Certificate {serial} is already revoked.", serial=serial)
-            result = Revoked(serial, row.mac, now, reason, invalidity)
-            self._audit(session, principal, result)
-        self._revoked(result)
-        return result
+            return [found]
+
+        return self._revoke(find, reason, invalidity_date, principal, via, single=True)[0]
+
+    def revoke_presented(
+        self,
+        der: bytes,
+        reason_code: int,
+        principal: Principal | None = None,
+        signer_key: PublicKey | None = None,
+        via: str = "acme",
+    ) -> Revoked:
+        """Revoke the certificate the requester sent (DER, RFC 8555 section 7.6), by an RFC 5280
+        reason code. It must be one we issued, byte for byte. The requester is an account
+        (``principal``) or proved possession of the certificate's key (``signer_key`` signed
+        the request): then it may revoke that certificate and no other. The requester holds
+        the certificate, so a scope refusal is FORBIDDEN rather than NOT_FOUND."""
+        if reason_code not in CODES:
+            raise CAError(
+                Kind.BAD_REVOCATION_REASON,
+                f"Reason code {reason_code} is not allowed; use one of {sorted(CODES)}.",
+            )
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError as exc:
+            raise CAError(Kind.MALFORMED, "The certificate is not DER.") from exc
+        serial = serial_text(cert.serial_number)
+        if principal is None:
+            spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            if signer_key is None or cert.public_key().public_bytes(*spki) != signer_key.public_bytes(*spki):
+                raise CAError(Kind.FORBIDDEN, "Only an account or the certificate's own key may revoke it.")
+            principal = Principal(f"certificate-key:{serial}", Role.PROVISIONER, certificate=serial)
+
+        def find(session: Session) -> list[CertificateRecord]:
+            found = certs.by_serial(session, serial)
+            if found is None or found.der != der:
+                raise CAError(Kind.NOT_FOUND, "This certificate was not issued by this CA.")
+            return [found]
+
+        return self._revoke(find, CODES[reason_code], None, principal, via, single=True, presented=True)[0]
 
     def revoke_device(
-        self, mac_text: str, reason: str, invalidity_date: datetime | None, principal: Principal
+        self,
+        mac_text: str,
+        reason: str,
+        invalidity_date: datetime | None,
+        principal: Principal,
+        via: str = "rest",
     ) -> list[Revoked]:
         """Revoke every unexpired, unrevoked certificate of a device (all in one transaction)."""
-        self._may_write(principal)
-        reason = parse_reason(reason)
         mac = device_mac(mac_text)
         check_scope(principal, mac)
+
+        def find(session: Session) -> list[CertificateRecord]:
+            if certs.device(session, mac.value) is None:
+                raise CAError(Kind.NOT_FOUND, f"No device {mac}.")
+            found = certs.unexpired_valid(session, mac.value, datetime.now(UTC))
+            if not found:
+                raise CAError(Kind.CONFLICT, f"Device {mac} has no unexpired certificate left to revoke.")
+            return found
+
+        return self._revoke(find, reason, invalidity_date, principal, via, single=False)
+
+    def revoke_superseded(self) -> list[Revoked]:
+        """Revoke (reason superseded) valid certificates whose successor is older than
+        ``revoke_superseded_after_hours``; nothing when that setting is 0 (the default)."""
+        hours = self.settings.revoke_superseded_after_hours
+        if hours <= 0:
+            return []
+        before = datetime.now(UTC) - timedelta(hours=hours)
+        return self._revoke(
+            lambda session: certs.superseded(session, before),
+            "superseded",
+            None,
+            SUPERSEDER,
+            "renewal",
+            single=False,
+        )
+
+    def _revoke(
+        self,
+        find: Callable[[Session], list[CertificateRecord]],
+        reason: str,
+        invalidity_date: datetime | None,
+        principal: Principal,
+        via: str,
+        *,
+        single: bool,
+        presented: bool = False,
+    ) -> list[Revoked]:
+        """The one revocation: role check, reason and invalidity date checked, the candidates
+        ``find`` returns filtered by the principal's scope, each flipped to revoked with its
+        audit entry in one transaction; after the commit each is logged and the CRL publisher is
+        woken. With ``single`` the one candidate must be revocable (404/403 outside the scope,
+        409 when already revoked)."""
+        require_role(principal, WRITERS, "Revoking")
+        reason = parse_reason(reason)
         now = datetime.now(UTC)
         invalidity = self._invalidity(invalidity_date, now)
         done: list[Revoked] = []
         with self.db.write() as session:
-            if certs.device(session, mac.value) is None:
-                raise CAError(Kind.NOT_FOUND, f"No device {mac}.")
-            for row in store.unexpired_valid(session, mac.value, now):
-                if store.mark_revoked(session, row.serial, now, reason, invalidity):
-                    done.append(Revoked(row.serial, row.mac, now, reason, invalidity))
-                    self._audit(session, principal, done[-1])
-            if not done:
-                raise CAError(Kind.CONFLICT, f"Device {mac} has no unexpired certificate left to revoke.")
+            for cert in find(session):
+                if not in_scope(principal, MacAddress(cert.mac), cert.serial):
+                    if not single:
+                        continue
+                    if presented:
+                        raise CAError(Kind.FORBIDDEN, "This account may not revoke this certificate.")
+                    raise CAError(Kind.NOT_FOUND, f"No certificate with serial {cert.serial}.")
+                if cert.status == "revoked" or not store.mark_revoked(
+                    session, cert.serial, now, reason, invalidity
+                ):
+                    if single:
+                        raise CAError(
+                            Kind.ALREADY_REVOKED,
+                            f"Certificate {cert.serial} is already revoked.",
+                            serial=cert.serial,
+                        )
+                    continue
+                item = Revoked(cert.serial, cert.mac, now, reason, invalidity)
+                audit.record(
+                    session,
+                    actor=principal.label,
+                    action="certificate.revoke",
+                    mac=item.mac,
+                    serial=item.serial,
+                    detail={
+                        "reason": item.reason,
+                        "invalidity_date": item.invalidity_date.isoformat() if item.invalidity_date else None,
+                        "via": via,
+                    },
+                    at=now,
+                )
+                done.append(item)
         for item in done:
-            self._revoked(item)
+            log.info(
+                "certificate revoked",
+                extra={
+                    "serial": item.serial,
+                    "mac": item.mac,
+                    "reason": item.reason,
+                    "actor": principal.label,
+                },
+            )
+        if done:
+            for poke in self.on_revoke:
+                poke()
         return done
-
-    @staticmethod
-    def _may_write(principal: Principal) -> None:
-        if principal.role not in (Role.ADMIN, Role.PROVISIONER):
-            raise CAError(Kind.FORBIDDEN, "Revoking needs an admin or provisioner token.")
 
     @staticmethod
     def _invalidity(value: datetime | None, now: datetime) -> datetime | None:
@@ -151,26 +272,6 @@ class Revocation:
         if value > now:
             raise CAError(Kind.MALFORMED, "The invalidity date may not be in the future.")
         return value.astimezone(UTC)
-
-    @staticmethod
-    def _audit(session: Session, principal: Principal, item: Revoked) -> None:
-        audit.record(
-            session,
-            actor=principal.label,
-            action="certificate.revoke",
-            mac=item.mac,
-            serial=item.serial,
-            detail={
-                "reason": item.reason,
-                "invalidity_date": item.invalidity_date.isoformat() if item.invalidity_date else None,
-            },
-            at=item.revoked_at,
-        )
-
-    def _revoked(self, item: Revoked) -> None:
-        log.info("certificate revoked", extra={"serial": item.serial, "mac": item.mac, "reason": item.reason})
-        for poke in self.on_revoke:
-            poke()
 
     # -- publishing -------------------------------------------------------------------------
     def publish_due(self, force: bool = False) -> bool:

@@ -1,7 +1,8 @@
-"""Issued certificates and devices."""
+"""Issued certificates and devices. Reads return frozen records, never live rows."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -10,6 +11,46 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from ca_service.store.models import CertificateRow, DeviceRow, utcnow
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    """One issued certificate as stored (the ``certificates`` table)."""
+
+    serial: str
+    issuer_id: int
+    mac: str
+    profile: str
+    key_type: str
+    not_before: datetime
+    not_after: datetime
+    status: str
+    fingerprint_sha256: str
+    der: bytes = field(repr=False)
+    created_by: str
+    created_at: datetime
+    replaces: str | None = None
+    replaced_by: str | None = None
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    invalidity_date: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    mac: str
+    model: str | None
+    firmware: str | None
+    labels: dict[str, Any]
+    created_at: datetime | None
+
+
+_FIELDS = tuple(f.name for f in fields(CertificateRecord))
+
+
+def _record(row: CertificateRow) -> CertificateRecord:
+    return CertificateRecord(**{name: getattr(row, name) for name in _FIELDS})
 
 # Statements of the issuance hot path are built once (Core, on the tables): SQLAlchemy then
 # reuses their compiled form instead of rebuilding an ORM statement per request.
@@ -36,20 +77,23 @@ def ensure_device(session: Session, mac: str) -> None:
     )
 
 
-def by_serial(session: Session, serial: str) -> CertificateRow | None:
-    return session.scalar(select(CertificateRow).where(CertificateRow.serial == serial))
+def by_serial(session: Session, serial: str) -> CertificateRecord | None:
+    row = session.scalar(select(CertificateRow).where(CertificateRow.serial == serial))
+    return _record(row) if row else None
 
 
-def device(session: Session, mac: str) -> DeviceRow | None:
-    return session.get(DeviceRow, mac)
+def device(session: Session, mac: str) -> DeviceRecord | None:
+    row = session.get(DeviceRow, mac)
+    if row is None:
+        return None
+    return DeviceRecord(row.mac, row.model, row.firmware, dict(row.labels or {}), row.created_at)
 
 
-def for_device(session: Session, mac: str) -> list[CertificateRow]:
-    return list(
-        session.scalars(
-            select(CertificateRow).where(CertificateRow.mac == mac).order_by(CertificateRow.id.desc())
-        )
+def for_device(session: Session, mac: str) -> list[CertificateRecord]:
+    rows = session.scalars(
+        select(CertificateRow).where(CertificateRow.mac == mac).order_by(CertificateRow.id.desc())
     )
+    return [_record(r) for r in rows]
 
 
 def search(
@@ -61,7 +105,7 @@ def search(
     mac_prefixes: tuple[str, ...] | None = None,
     offset: int = 0,
     limit: int = 50,
-) -> tuple[list[CertificateRow], int]:
+) -> tuple[list[CertificateRecord], int]:
     """Certificates matching the filters, newest first, and the total count.
     ``mac_prefixes`` restricts to a provisioner's scopes (None: no restriction)."""
     conditions = []
@@ -83,7 +127,7 @@ def search(
         .offset(offset)
         .limit(limit)
     )
-    return list(rows), total
+    return [_record(r) for r in rows], total
 
 
 def mark_replaced(session: Session, serial: str, successor: str) -> bool:
@@ -99,7 +143,7 @@ def mark_replaced(session: Session, serial: str, successor: str) -> bool:
 
 def due(
     session: Session, before: datetime, now: datetime, mac_prefixes: tuple[str, ...] | None = None
-) -> list[CertificateRow]:
+) -> list[CertificateRecord]:
     """Valid, unexpired certificates that end before ``before`` and have no successor."""
     conditions = [
         CertificateRow.status == "valid",
@@ -111,17 +155,27 @@ def due(
         if not mac_prefixes:
             return []
         conditions.append(or_(*(CertificateRow.mac.startswith(p) for p in mac_prefixes)))
-    return list(session.scalars(select(CertificateRow).where(*conditions).order_by(CertificateRow.not_after)))
+    rows = session.scalars(select(CertificateRow).where(*conditions).order_by(CertificateRow.not_after))
+    return [_record(r) for r in rows]
 
 
-def superseded(session: Session, successor_before: datetime) -> list[CertificateRow]:
+def superseded(session: Session, successor_before: datetime) -> list[CertificateRecord]:
     """Valid certificates whose successor was issued before ``successor_before``."""
     successor = aliased(CertificateRow)
-    return list(
-        session.scalars(
-            select(CertificateRow)
-            .join(successor, successor.serial == CertificateRow.replaced_by)
-            .where(CertificateRow.status == "valid", successor.created_at < successor_before)
-            .order_by(CertificateRow.id)
-        )
+    rows = session.scalars(
+        select(CertificateRow)
+        .join(successor, successor.serial == CertificateRow.replaced_by)
+        .where(CertificateRow.status == "valid", successor.created_at < successor_before)
+        .order_by(CertificateRow.id)
     )
+    return [_record(r) for r in rows]
+
+
+def unexpired_valid(session: Session, mac: str, now: datetime) -> list[CertificateRecord]:
+    """A device's certificates that are neither expired nor revoked, oldest first."""
+    rows = session.scalars(
+        select(CertificateRow)
+        .where(CertificateRow.mac == mac, CertificateRow.status == "valid", CertificateRow.not_after > now)
+        .order_by(CertificateRow.id)
+    )
+    return [_record(r) for r in rows]

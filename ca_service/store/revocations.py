@@ -36,18 +36,6 @@ def mark_revoked(
     return True
 
 
-def unexpired_valid(session: Session, mac: str, now: datetime) -> list[CertificateRow]:
-    return list(
-        session.scalars(
-            select(CertificateRow)
-            .where(
-                CertificateRow.mac == mac, CertificateRow.status == "valid", CertificateRow.not_after > now
-            )
-            .order_by(CertificateRow.id)
-        )
-    )
-
-
 def ensure_crl_row(session: Session, issuer_id: int) -> None:
     values = {"issuer_id": issuer_id, "number": 0, "revision": 0, "built_revision": -1, "entries": 0}
     if session.get_bind().dialect.name == "postgresql":

@@ -1,0 +1,73 @@
+"""Errors that Flask itself raises under /acme/ (routing, body limits) and unexpected exceptions
+answer RFC 8555 section 6.7 problems with a Replay-Nonce, never REST problems or HTML."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from flask.testing import FlaskClient
+
+from ca_service import Services
+
+ERR = "urn:ietf:params:acme:error:"
+
+
+def _acme_problem(response, status: int, acme_type: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body = response.json
+    assert body["type"] == ERR + acme_type and body["status"] == status and body["detail"]
+    assert body["request_id"] == response.headers["X-Request-Id"]
+    assert response.headers["Replay-Nonce"] and response.headers["Cache-Control"] == "no-store"
+    assert 'rel="index"' in response.headers["Link"]
+    return body  # type: ignore[no-any-return]
+
+
+def test_method_not_allowed(client: FlaskClient) -> None:
+    _acme_problem(client.get("/acme/new-order"), 405, "malformed")
+    _acme_problem(client.put("/acme/new-account", data=b"{}"), 405, "malformed")
+
+
+def test_unknown_acme_resource(client: FlaskClient) -> None:
+    body = _acme_problem(client.post("/acme/no-such-thing"), 404, "malformed")
+    assert "directory" in body["detail"]
+
+
+def test_body_over_the_limit(client: FlaskClient) -> None:
+    huge = b"{" + b" " * (70 * 1024) + b"}"
+    body = _acme_problem(
+        client.post("/acme/new-order", data=huge, content_type="application/jose+json"), 413, "malformed"
+    )
+    assert "65536" in body["detail"]
+
+
+def test_unexpected_exception_is_server_internal(
+    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acme = client.application.extensions["ca_service"].acme
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a fault injected into the nonce store")
+
+    monkeypatch.setattr(acme, "use_nonce", broken)
+    header = {
+        "alg": "ES256",
+        "kid": "http://localhost/acme/acct/1",
+        "nonce": "n",
+        "url": "http://localhost/acme/new-order",
+    }
+    protected = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    jws = {"protected": protected, "payload": "", "signature": "AA"}
+    response = client.post("/acme/new-order", json=jws, content_type="application/jose+json")
+    body = _acme_problem(response, 500, "serverInternal")
+    assert body["request_id"] in body["detail"] and "injected" not in body["detail"]
+
+
+def test_rest_errors_stay_rest(client: FlaskClient) -> None:
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+    assert "Replay-Nonce" not in response.headers and not response.json["type"].startswith(ERR)
+    wrong = client.delete("/ca/root.pem")
+    assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
