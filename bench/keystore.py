@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from ca_service.authority.ca import create_issuing, create_root, parse_subject
 from ca_service.authority.issuer import Issuer, signature_hash
 from ca_service.config import load_settings
-from ca_service.domain import KeyType, MacAddress
-from ca_service.keystore import SigningKey, create_key, load_key
+from ca_service.domain import KeyType, MacAddress, SigningKey
+from ca_service.keystore import create_key, load_key
 
 MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
 MESSAGE = secrets.token_bytes(400)  # about the size of a device certificate's TBS

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from flask import Flask, Response, request
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
 from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
 
 from ca_service import logs
 from ca_service.bundle.service import Bundle

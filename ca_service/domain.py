@@ -160,6 +160,10 @@ class KeyType(Enum):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(self.value[4:]))
 
 
+SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+"""What signs for a CA: a software key, or a key store's object that cryptography's builders can
+use like one (design decision 5)."""
+
 KEY_FORMATS = ("pkcs8", "traditional")  # PEM of keys made for devices: BEGIN PRIVATE KEY / BEGIN EC|RSA ...
 
 

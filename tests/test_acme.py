@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import func, select
 
 from ca_service import Services
-from ca_service.authority.certid import cert_id_of
+from ca_service.renewal.certid import cert_id_of
 from ca_service.store.models import AcmeOrderRow, AuditRow, CertificateRow
 from tests.acme_helpers import ReplacingOrder, acme_client, new_key, nonce, raw_post, register
 from tests.helpers import LiveServer, make_csr, openssl

@@ -12,8 +12,8 @@ from cryptography.x509.oid import NameOID
 
 from ca_service.authority.issuer import signature_hash
 from ca_service.authority.serials import random_serial
+from ca_service.domain import SigningKey
 from ca_service.errors import CAError, Kind
-from ca_service.keystore import SigningKey
 
 CA_KEY_USAGE = x509.KeyUsage(
     digital_signature=True,

@@ -15,9 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ca_service.domain import MacAddress, Profile
+from ca_service.domain import MacAddress, Profile, SigningKey
 from ca_service.errors import CAError, Kind
-from ca_service.keystore import SigningKey
 
 PERMANENT_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.3")  # RFC 4043
 

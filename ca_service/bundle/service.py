@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
-from ca_service.authority.issuer import pem
 from ca_service.bundle import firmware
 from ca_service.bundle.anchors import (
     ALL_PURPOSES,
@@ -195,7 +195,7 @@ class Bundle:
                 subject=r.subject,
                 not_before=r.not_before,
                 not_after=r.not_after,
-                pem=pem(x509.load_der_x509_certificate(r.der)),
+                pem=_pem(x509.load_der_x509_certificate(r.der)),
                 anchor_id=r.id,
                 warnings=tuple(r.warnings or ()),
             )
@@ -225,7 +225,7 @@ class Bundle:
                 subject=cert.subject.rfc4514_string(),
                 not_before=cert.not_valid_before_utc,
                 not_after=cert.not_valid_after_utc,
-                pem=pem(cert),
+                pem=_pem(cert),
             )
             for label, cert in labelled
         ]
@@ -330,8 +330,12 @@ class Bundle:
             "created_at": row.created_at,
             "retired_by": row.retired_by,
             "retired_at": row.retired_at,
-            "pem": pem(x509.load_der_x509_certificate(row.der)),
+            "pem": _pem(x509.load_der_x509_certificate(row.der)),
         }
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def _require_admin(principal: Principal) -> None:

@@ -36,8 +36,5 @@ def crl_publish(ctx: click.Context, force: bool) -> None:
 @click.pass_context
 def crl_root(ctx: click.Context, out: Path, days: int) -> None:
     """Write a CRL signed by the root (nginx checks a CRL for every CA in the chain)."""
-    from ca_service.authority.crl import crl_pem
-
-    der = services_of(settings_of(ctx)).revocation.root_crl(days)
-    out.write_bytes(crl_pem(der))
+    out.write_bytes(services_of(settings_of(ctx)).revocation.root_crl(days).pem)
     click.echo(f"root CRL written to {out}, valid {days} days; renew it before then", err=True)

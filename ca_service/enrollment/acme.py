@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ca_service.authority.certid import parse_cert_id
 from ca_service.config import Settings
 from ca_service.domain import IssuedCertificate, MacAddress, Principal, Role
 from ca_service.enrollment.service import Enrollment
@@ -23,6 +22,7 @@ from ca_service.errors import CAError, Kind, Subproblem
 from ca_service.keystore.wrapping import wrapping_key
 from ca_service.policy import device_mac, in_scope
 from ca_service.policy.scope import normalize_scope
+from ca_service.renewal.certid import parse_cert_id
 from ca_service.store import Database, audit
 from ca_service.store import acme as store
 from ca_service.store import certificates as certs

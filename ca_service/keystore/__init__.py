@@ -10,13 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import Protocol
 
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
 from ca_service.config import Settings
-from ca_service.domain import KeyType
+from ca_service.domain import KeyType, SigningKey
 from ca_service.errors import CAError, Kind
-
-SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 class KeyStore(Protocol):
@@ -76,4 +72,3 @@ def load_key(uri: str, settings: Settings) -> SigningKey:
 
 def create_key(uri: str, key_type: KeyType, settings: Settings) -> SigningKey:
     return keystore_for(uri, settings).create(uri, key_type)
-

@@ -15,10 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ca_service.config import Settings
-from ca_service.domain import KeyType
+from ca_service.domain import KeyType, SigningKey
 from ca_service.errors import CAError, Kind
 from ca_service.files import write_private
-from ca_service.keystore import SigningKey
 
 
 class FileKeyStore:

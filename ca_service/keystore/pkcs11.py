@@ -34,9 +34,8 @@ from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from ca_service.config import Settings
-from ca_service.domain import KeyType
+from ca_service.domain import KeyType, SigningKey
 from ca_service.errors import CAError, Kind
-from ca_service.keystore import SigningKey
 
 PATH_ATTRIBUTES = ("token", "serial", "object", "id", "type")
 QUERY_ATTRIBUTES = ("module-path", "pin-source")

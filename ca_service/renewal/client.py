@@ -44,10 +44,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ca_service.authority.certid import cert_id_of
 from ca_service.domain import MacAddress
 from ca_service.errors import CAError, Kind
 from ca_service.files import write_private
+from ca_service.renewal.certid import cert_id_of
 
 UTC = datetime.UTC
 KEYS = {"name", "mac", "directory", "cert", "key", "account_key", "eab_kid", "eab_hmac_key", "rekey",

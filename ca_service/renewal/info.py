@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
-from ca_service.authority.certid import parse_cert_id
 from ca_service.config import Settings
 from ca_service.domain import IssuerState
 from ca_service.errors import CAError, Kind
+from ca_service.renewal.certid import parse_cert_id
 from ca_service.renewal.windows import Window, WindowShape, suggested_window
 from ca_service.store import Database, issuers
 from ca_service.store import certificates as certs

@@ -343,7 +343,7 @@ class Revocation:
         )
         return number
 
-    def root_crl(self, days: int) -> bytes:
+    def root_crl(self, days: int) -> PublishedCrl:
         """A DER CRL signed by our root, valid ``days``, for relying parties that check CRLs along
         the whole chain (nginx's ``ssl_crl`` does). It lists no certificate: revoking an issuing CA
         is not supported. Needs the root key in our key store (not an external root)."""
@@ -360,10 +360,9 @@ class Revocation:
                 session, actor="system", action="crl.root", detail={"issuer": ca.name, "number": number}
             )
         this_update = datetime.now(UTC).replace(microsecond=0)
-        der, _ = sign_crl(
-            root, number, this_update, this_update + timedelta(days=days), [], user_certificates=False
-        )
-        return der
+        next_update = this_update + timedelta(days=days)
+        der, _ = sign_crl(root, number, this_update, next_update, [], user_certificates=False)
+        return PublishedCrl(ca.name, number, der, this_update, next_update)
 
     # -- serving ----------------------------------------------------------------------------
     def published(self, issuer_name: str) -> PublishedCrl:
