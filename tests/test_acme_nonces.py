@@ -27,21 +27,34 @@ def test_nonce_single_use_across_instances(services: Services) -> None:
         other.db.dispose()
 
 
+def nonce_rows(services: Services) -> int:
+    with services.db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(AcmeNonceRow)) or 0)
+
+
 def test_nonce_expires(services: Services) -> None:
-    expired = dataclasses.replace(services.settings, acme_nonce_seconds=-1)
+    expired = dataclasses.replace(services.settings, acme_nonce_seconds=-120)
     short = build_services(expired)
     try:
-        nonce = short.acme.new_nonce()
-        assert services.acme.use_nonce(nonce)[0] is False
-        with services.db.read() as session:
-            assert (
-                session.scalar(
-                    select(func.count()).select_from(AcmeNonceRow).where(AcmeNonceRow.value == nonce)
-                )
-                == 1
-            )
+        nonce = services.acme.new_nonce()
+        assert short.acme.use_nonce(nonce)[0] is False  # older than the lifetime where it is checked
+        assert nonce_rows(services) == 0  # refused before any write
     finally:
         short.db.dispose()
+
+
+def test_forged_and_garbage_nonces_write_nothing(services: Services, client: FlaskClient) -> None:
+    good = services.acme.new_nonce()
+    tampered = good[:-2] + ("AA" if good[-2:] != "AA" else "BB")
+    for bad in ("", "x" * 500, "x" * 43, tampered, None, 7):
+        assert services.acme.use_nonce(bad)[0] is False  # type: ignore[arg-type]
+    for _ in range(5):
+        assert client.head("/acme/new-nonce").headers["Replay-Nonce"]
+    garbage = client.post("/acme/new-order", data=b"garbage", content_type="application/jose+json")
+    assert garbage.status_code == 400 and garbage.headers["Replay-Nonce"]
+    assert nonce_rows(services) == 0
+    assert services.acme.use_nonce(good)[0] is True and nonce_rows(services) == 1
+    assert services.acme.use_nonce(good)[0] is False and nonce_rows(services) == 1
 
 
 def test_directory_and_new_nonce(client: FlaskClient) -> None:

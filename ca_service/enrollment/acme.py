@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ca_service.config import Settings
 from ca_service.domain import IssuedCertificate, MacAddress, Principal, Role
+from ca_service.enrollment.nonces import Nonces
 from ca_service.enrollment.service import Enrollment
 from ca_service.errors import CAError, Kind, Subproblem
 from ca_service.keystore.wrapping import wrapping_key
@@ -26,7 +27,7 @@ from ca_service.renewal.certid import parse_cert_id
 from ca_service.store import Database, audit
 from ca_service.store import acme as store
 from ca_service.store import certificates as certs
-from ca_service.store.models import AcmeAccountRow, AcmeOrderRow, utcnow
+from ca_service.store.models import utcnow
 
 IDENTIFIER_TYPES = ("permanent-identifier", "dns")
 # refusals of a CSR's content; at finalize they are one badCSR (RFC 8555 section 7.4)
@@ -69,7 +70,7 @@ class Order:
     serial: str | None
 
 
-def _account(row: AcmeAccountRow) -> Account:
+def _account(row: store.AccountRecord) -> Account:
     return Account(
         row.id,
         row.status,
@@ -79,7 +80,7 @@ def _account(row: AcmeAccountRow) -> Account:
     )
 
 
-def _order(row: AcmeOrderRow, now: datetime) -> Order:
+def _order(row: store.OrderRecord, now: datetime) -> Order:
     status = "invalid" if row.status == "ready" and row.expires_at <= now else row.status
     return Order(
         row.token,
@@ -101,27 +102,24 @@ class AcmeAuthority:
         self.db = db
         self.enrollment = enrollment
         self.settings = settings
+        self.nonces = Nonces(db, settings.acme_nonce_seconds)
 
     # -- nonces (section 6.5) ---------------------------------------------------------------
-    def new_nonce(self, session: Session | None = None) -> str:
-        value = secrets.token_urlsafe(16)
-        expires = utcnow() + timedelta(seconds=self.settings.acme_nonce_seconds)
-        if session is not None:
-            store.add_nonce(session, value, expires)
-            return value
-        with self.db.write() as s:
-            store.add_nonce(s, value, expires)
-            if secrets.randbelow(64) == 0:
-                store.purge_nonces(s, utcnow())
-        return value
+    def new_nonce(self) -> str:
+        """A fresh nonce (no database write, see :mod:`ca_service.enrollment.nonces`)."""
+        return self.nonces.mint()
 
     def use_nonce(self, presented: str, account_id: int | None = None) -> tuple[bool, str, Account | None]:
-        """Consume ``presented``, mint the next nonce and load the signing account, in one
-        transaction (one round trip per request): (was the nonce good, next nonce, account)."""
+        """Redeem ``presented`` and load the signing account in one transaction, and mint the
+        next nonce: (was the nonce good, next nonce, account). A nonce we did not issue, or
+        that expired, is refused without touching the database."""
+        fresh = self.nonces.mint()
+        if self.nonces.check(presented) is None:
+            return False, fresh, None
         with self.db.write() as session:
-            ok = bool(presented) and len(presented) <= 64 and store.use_nonce(session, presented, utcnow())
-            row = store.account(session, account_id) if account_id is not None else None
-            return ok, self.new_nonce(session), _account(row) if row else None
+            ok = self.nonces.redeem(session, presented)
+            row = store.account(session, account_id) if ok and account_id is not None else None
+            return ok, fresh, _account(row) if row else None
 
     # -- external account binding keys (section 7.3.4) --------------------------------------
     def create_eab(self, name: str, scopes: tuple[str, ...], actor: str = "cli") -> tuple[str, str]:
@@ -202,12 +200,12 @@ class AcmeAuthority:
 
     def update_account(self, account: Account, contact: list[str] | None, deactivate: bool) -> Account:
         with self.db.write() as session:
-            row = store.account(session, account.id)
-            assert row is not None
+            changes: dict[str, object] = {}
             if contact is not None:
-                row.contact = contact
+                changes["contact"] = contact
             if deactivate:
-                row.status = "deactivated"
+                changes["status"] = "deactivated"
+            row = store.update_account(session, account.id, **changes)
             audit.record(
                 session,
                 actor=account.principal.label,
@@ -221,9 +219,9 @@ class AcmeAuthority:
             other = store.account_by_thumbprint(session, thumbprint)
             if other is not None:
                 raise CAError(Kind.CONFLICT, "The new key already belongs to an account.", account=other.id)
-            row = store.account(session, account.id)
-            assert row is not None
-            row.jwk, row.key_thumbprint = json.dumps(jwk, sort_keys=True), thumbprint
+            row = store.update_account(
+                session, account.id, jwk=json.dumps(jwk, sort_keys=True), key_thumbprint=thumbprint
+            )
             audit.record(
                 session,
                 actor=account.principal.label,
@@ -335,7 +333,7 @@ class AcmeAuthority:
 
     def orders(self, account: Account) -> list[str]:
         with self.db.read() as session:
-            return [r.token for r in store.orders_of(session, account.id)]
+            return store.order_tokens(session, account.id)
 
     def finalize(self, account: Account, token: str, csr_der: bytes) -> Order:
         """Section 7.4: issue through :meth:`Enrollment.issue` (same policy and profile as REST);
@@ -356,7 +354,7 @@ class AcmeAuthority:
                 order.profile,
                 replaces=parse_cert_id(order.replaces)[1] if order.replaces else None,
                 expected_mac=MacAddress(order.mac),
-                within=complete,
+                also=(complete,),
             )
         except CAError as exc:
             if exc.kind in CSR_REFUSALS:  # section 7.4: whatever is wrong with the CSR is badCSR

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -42,6 +41,7 @@ from ca_service.store import audit
 from ca_service.store import certificates as certs
 from ca_service.store import credentials as store
 from ca_service.store import devices as device_store
+from ca_service.store.certificates import Write
 from ca_service.store.models import DeviceCredentialRow, utcnow
 
 log = logging.getLogger("ca_service.enrollment")
@@ -121,7 +121,7 @@ class Credentials:
         bind_user_agent: bool | None,
         *,
         replaces: str | None = None,
-        guard: Callable[[Session], None] | None = None,
+        first: tuple[Write, ...] = (),
     ) -> Delivery:
         key = KeyType.parse(key_type, Kind.BAD_KEY).generate()
         checked_type = key_type_of(key.public_key(), self.enrollment.rules)
@@ -135,8 +135,6 @@ class Credentials:
         tokens = {"cert": secrets.token_urlsafe(TOKEN_BYTES), "key": secrets.token_urlsafe(TOKEN_BYTES)}
 
         def store_key(session: Session, serial: str) -> None:
-            if guard:
-                guard(session)
             credential_id = store.add_credential(
                 session,
                 mac=mac.value,
@@ -165,7 +163,13 @@ class Credentials:
             )
 
         cert = self.enrollment.sign_and_commit(
-            key.public_key(), checked_type, mac, profile, principal, replaces=replaces, also=store_key
+            key.public_key(),
+            checked_type,
+            mac,
+            profile,
+            principal,
+            replaces=replaces,
+            also=(*first, store_key),
         )
         return self._delivery(cert, tokens, expires, bind)
 
@@ -222,7 +226,7 @@ class Credentials:
                     return None
             expected = latest.id if latest else None
 
-            def unchanged(session: Session, expected: int | None = expected) -> None:
+            def unchanged(session: Session, serial: str, expected: int | None = expected) -> None:
                 device_store.locked(session, mac.value)
                 current = store.latest_for_device(session, mac.value)
                 if (current.id if current else None) != expected:
@@ -236,7 +240,7 @@ class Credentials:
                     key_type or (latest.key_type if latest else KeyType.EC_P256.value),
                     None,
                     replaces=latest.serial if latest and valid else None,
-                    guard=unchanged,
+                    first=(unchanged,),
                 )
             except CAError as exc:
                 if exc.kind is not Kind.CONFLICT:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ca_service.authority import random_serial
@@ -47,7 +45,7 @@ from ca_service.policy import (
 )
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
-from ca_service.store.certificates import CertificateRecord
+from ca_service.store.certificates import CertificateRecord, SerialTaken, Write
 from ca_service.store.models import utcnow
 
 log = logging.getLogger("ca_service.enrollment")
@@ -108,13 +106,13 @@ class Enrollment:
         *,
         replaces: str | None = None,
         expected_mac: MacAddress | None = None,
-        within: Callable[[Session, str], None] | None = None,
+        also: tuple[Write, ...] = (),
     ) -> IssuedCertificate:
         """Issue a device certificate for ``csr`` (PEM or DER) under ``profile``.
 
         ``replaces`` names the certificate this one renews (RFC 9773 section 5), see
         :meth:`sign_and_commit`. ``expected_mac`` refuses a CSR whose CN is another device (an
-        ACME order's identifier). ``within(session, serial)`` runs in the issuing transaction.
+        ACME order's identifier). The writes in ``also`` join the issuing transaction.
         """
         require_role(principal, WRITERS, "Issuing")
         chosen = self.settings.profile(profile)
@@ -135,7 +133,7 @@ class Enrollment:
             )
             raise
         return self.sign_and_commit(
-            facts.public_key, facts.key_type, facts.mac, chosen, principal, replaces=replaces, also=within
+            facts.public_key, facts.key_type, facts.mac, chosen, principal, replaces=replaces, also=also
         )
 
     def sign_and_commit(
@@ -147,11 +145,11 @@ class Enrollment:
         principal: Principal,
         *,
         replaces: str | None = None,
-        also: Callable[[Session, str], None] | None = None,
+        also: tuple[Write, ...] = (),
     ) -> IssuedCertificate:
         """The issuance cycle for a public key that policy has accepted (design decision 6):
-        sign with a fresh serial, commit the row, its audit entry and whatever
-        ``also(session, serial)`` adds in one transaction, then return. ``replaces`` must be a
+        sign with a fresh serial, commit the row, its audit entry and the writes in ``also`` in
+        one transaction, then return. ``replaces`` must be a
         certificate of the same MAC in the principal's scope that has no successor yet; the
         lineage is written in the same transaction. A CAError inside rolls everything back."""
         for _ in range(SERIAL_ATTEMPTS):
@@ -181,8 +179,8 @@ class Enrollment:
                         self._replace(session, replaces, serial_hex, mac, principal)
                     certs.ensure_device(session, mac.value)
                     certs.insert_certificate(session, **values)
-                    if also:
-                        also(session, serial_hex)
+                    for write in also:
+                        write(session, serial_hex)
                     audit.record(
                         session,
                         actor=principal.label,
@@ -196,7 +194,7 @@ class Enrollment:
                             **({"replaces": replaces} if replaces else {}),
                         },
                     )
-            except IntegrityError:
+            except SerialTaken:
                 log.warning("serial collision, signing again", extra={"serial": serial_hex})
                 continue
             CERTIFICATES_ISSUED.labels(profile.name, issuer.name).inc()

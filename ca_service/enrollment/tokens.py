@@ -12,7 +12,6 @@ from ca_service.domain import Principal, Role
 from ca_service.errors import CAError, Kind
 from ca_service.policy.scope import normalize_scope
 from ca_service.store import Database, audit, tokens
-from ca_service.store.models import utcnow
 
 TOKEN_PREFIX = "cas_"  # noqa: S105 - a marker, not a secret
 
@@ -65,7 +64,7 @@ def revoke_token(db: Database, name: str, actor: str = "cli") -> None:
             raise CAError(Kind.NOT_FOUND, f"No token named '{name[:128]}'.")
         if row.revoked_at is not None:
             raise CAError(Kind.CONFLICT, f"Token '{name[:128]}' is already revoked.")
-        row.revoked_at = utcnow()
+        tokens.revoke(session, row.id)
         audit.record(session, actor=actor, action="token.revoke", detail={"name": name})
 
 

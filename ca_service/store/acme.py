@@ -1,37 +1,90 @@
-"""ACME rows: nonces, external account binding keys, accounts and orders (RFC 8555)."""
+"""ACME state: nonces, external account binding keys, accounts and orders (RFC 8555). Reads
+return frozen records."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ca_service.errors import CAError, Kind
-from ca_service.store.models import AcmeAccountRow, AcmeNonceRow, AcmeOrderRow, EabKeyRow
+from ca_service.store.models import (
+    AcmeAccountRow,
+    AcmeNonceKeyRow,
+    AcmeNonceRow,
+    AcmeOrderRow,
+    EabKeyRow,
+    utcnow,
+)
+from ca_service.store.records import record
+
+
+@dataclass(frozen=True)
+class EabRecord:
+    id: int
+    kid: str
+    name: str
+    scopes: str  # comma-separated MAC prefixes
+    hmac_key: bytes = field(repr=False)  # sealed under the wrapping key
+    account_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    id: int
+    key_thumbprint: str
+    jwk: str  # JSON
+    status: str  # valid | deactivated
+    contact: list[str]
+    eab_id: int
+    scopes: str
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    id: int
+    token: str
+    account_id: int
+    mac: str
+    identifiers: list[dict[str, str]]
+    profile: str
+    status: str  # ready | valid | invalid
+    replaces: str | None
+    serial: str | None
+    expires_at: datetime
+
 
 # Plain SQL semantics for UPDATE/DELETE: no ORM session synchronisation (the hot path).
 CORE = {"synchronize_session": False}
 
 
-# -- nonces (section 6.5): single use is the DELETE's row count, so it holds across workers --
-def add_nonce(session: Session, value: str, expires_at: datetime) -> None:
-    session.execute(insert(AcmeNonceRow).values(value=value, expires_at=expires_at))
+# -- nonces (section 6.5): the HMAC key, and the redeemed nonces (single use across workers) --
+def nonce_key(session: Session, candidate: bytes) -> bytes:
+    """The nonce HMAC key: ``candidate`` becomes it unless a worker stored one first."""
+    session.execute(_insert(session, AcmeNonceKeyRow).values(id=1, key=candidate, created_at=utcnow()))
+    return bytes(session.scalar(select(AcmeNonceKeyRow.key).where(AcmeNonceKeyRow.id == 1)) or b"")
 
 
-def use_nonce(session: Session, value: str, now: datetime) -> bool:
-    """Delete the nonce; True when it existed and had not expired (each nonce works once)."""
-    result = session.execute(
-        delete(AcmeNonceRow).where(AcmeNonceRow.value == value, AcmeNonceRow.expires_at > now),
-        execution_options=CORE,
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+def redeem_nonce(session: Session, value: str, expires_at: datetime) -> bool:
+    """Record ``value`` as used; False when it was used before (the primary key decides)."""
+    stmt = _insert(session, AcmeNonceRow).values(value=value, expires_at=expires_at)
+    return session.execute(stmt.returning(AcmeNonceRow.value)).first() is not None
 
 
 def purge_nonces(session: Session, now: datetime) -> None:
+    """Forget redemptions of expired nonces (those nonces fail their age check anyway)."""
     session.execute(delete(AcmeNonceRow).where(AcmeNonceRow.expires_at <= now), execution_options=CORE)
+
+
+def _insert(session: Session, model: type[Any]) -> Any:
+    """An INSERT that skips a row whose primary key exists (PostgreSQL and SQLite alike)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing()
 
 
 # -- external account binding keys ----------------------------------------------------------
@@ -39,12 +92,14 @@ def add_eab(session: Session, **values: Any) -> None:
     session.execute(insert(EabKeyRow).values(**values))
 
 
-def eab_by_kid(session: Session, kid: str) -> EabKeyRow | None:
-    return session.scalar(select(EabKeyRow).where(EabKeyRow.kid == kid))
+def eab_by_kid(session: Session, kid: str) -> EabRecord | None:
+    row = session.scalar(select(EabKeyRow).where(EabKeyRow.kid == kid))
+    return record(EabRecord, row) if row else None
 
 
-def eab_by_name(session: Session, name: str) -> EabKeyRow | None:
-    return session.scalar(select(EabKeyRow).where(EabKeyRow.name == name))
+def eab_by_name(session: Session, name: str) -> EabRecord | None:
+    row = session.scalar(select(EabKeyRow).where(EabKeyRow.name == name))
+    return record(EabRecord, row) if row else None
 
 
 def bind_eab(session: Session, eab_id: int, account_id: int) -> bool:
@@ -59,40 +114,53 @@ def bind_eab(session: Session, eab_id: int, account_id: int) -> bool:
 
 
 # -- accounts -------------------------------------------------------------------------------
-def account(session: Session, account_id: int) -> AcmeAccountRow | None:
-    return session.get(AcmeAccountRow, account_id)
+def account(session: Session, account_id: int) -> AccountRecord | None:
+    row = session.get(AcmeAccountRow, account_id)
+    return record(AccountRecord, row) if row else None
 
 
-def account_by_thumbprint(session: Session, thumbprint: str) -> AcmeAccountRow | None:
-    return session.scalar(select(AcmeAccountRow).where(AcmeAccountRow.key_thumbprint == thumbprint))
+def account_by_thumbprint(session: Session, thumbprint: str) -> AccountRecord | None:
+    row = session.scalar(select(AcmeAccountRow).where(AcmeAccountRow.key_thumbprint == thumbprint))
+    return record(AccountRecord, row) if row else None
 
 
-def add_account(session: Session, **values: Any) -> AcmeAccountRow:
+def add_account(session: Session, **values: Any) -> AccountRecord:
     row = AcmeAccountRow(**values)
     session.add(row)
     try:
         session.flush()
     except IntegrityError as exc:  # two newAccount requests with one key at the same time
         raise CAError(Kind.CONFLICT, "An account with this key was created meanwhile; retry.") from exc
-    return row
+    return record(AccountRecord, row)
+
+
+def update_account(session: Session, account_id: int, **values: Any) -> AccountRecord:
+    """Change an account's contact, status or key (``jwk`` with ``key_thumbprint``)."""
+    session.execute(update(AcmeAccountRow).where(AcmeAccountRow.id == account_id).values(**values))
+    found = account(session, account_id)
+    if found is None:
+        raise CAError(Kind.ACCOUNT_MISSING, "There is no account with this key id.")
+    return found
 
 
 # -- orders ---------------------------------------------------------------------------------
-def add_order(session: Session, **values: Any) -> AcmeOrderRow:
+def add_order(session: Session, **values: Any) -> OrderRecord:
     row = AcmeOrderRow(**values)
     session.add(row)
     session.flush()
-    return row
+    return record(OrderRecord, row)
 
 
-def order(session: Session, token: str) -> AcmeOrderRow | None:
-    return session.scalar(select(AcmeOrderRow).where(AcmeOrderRow.token == token))
+def order(session: Session, token: str) -> OrderRecord | None:
+    row = session.scalar(select(AcmeOrderRow).where(AcmeOrderRow.token == token))
+    return record(OrderRecord, row) if row else None
 
 
-def orders_of(session: Session, account_id: int, limit: int = 1000) -> list[AcmeOrderRow]:
+def order_tokens(session: Session, account_id: int, limit: int = 1000) -> list[str]:
+    """The tokens of an account's orders, newest first."""
     return list(
         session.scalars(
-            select(AcmeOrderRow)
+            select(AcmeOrderRow.token)
             .where(AcmeOrderRow.account_id == account_id)
             .order_by(AcmeOrderRow.id.desc())
             .limit(limit)
@@ -100,8 +168,9 @@ def orders_of(session: Session, account_id: int, limit: int = 1000) -> list[Acme
     )
 
 
-def order_of_certificate(session: Session, serial: str) -> AcmeOrderRow | None:
-    return session.scalar(select(AcmeOrderRow).where(AcmeOrderRow.serial == serial))
+def order_of_certificate(session: Session, serial: str) -> OrderRecord | None:
+    row = session.scalar(select(AcmeOrderRow).where(AcmeOrderRow.serial == serial))
+    return record(OrderRecord, row) if row else None
 
 
 def complete_order(session: Session, order_id: int, serial: str) -> bool:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from ca_service.store.models import CertificateRow, DeviceRow, utcnow
+from ca_service.store.records import record
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,29 @@ class DeviceRecord:
     created_at: datetime | None
 
 
-_FIELDS = tuple(f.name for f in fields(CertificateRecord))
-
-
 def _record(row: CertificateRow) -> CertificateRecord:
-    return CertificateRecord(**{name: getattr(row, name) for name in _FIELDS})
+    return record(CertificateRecord, row)
+
+
+class SerialTaken(Exception):
+    """The serial of a new certificate is already stored (p ~ 2^-159 with random serials): the
+    caller discards the unreturned certificate and signs again with a fresh serial."""
+
+
+Write = Callable[[Session, str], None]
+"""A write that joins the issuing transaction (design decision 6): it runs after the
+certificate row is inserted, with the new serial, and commits or rolls back with it (an ACME
+order completed, a key made for a device stored, a condition re-checked under a lock)."""
 
 # Statements of the issuance hot path are built once (Core, on the tables): SQLAlchemy then
-# reuses their compiled form instead of rebuilding an ORM statement per request.
-_INSERT_CERTIFICATE = insert(cast(Table, CertificateRow.__table__))
+# reuses their compiled form instead of rebuilding an ORM statement per request. The insert
+# skips a duplicate serial instead of failing, so only that conflict reads as SerialTaken.
+_INSERT_CERTIFICATE = {
+    name: dialect.insert(cast(Table, CertificateRow.__table__))
+    .on_conflict_do_nothing(index_elements=["serial"])
+    .returning(CertificateRow.__table__.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 _INSERT_DEVICE = {
     "postgresql": postgresql.insert(cast(Table, DeviceRow.__table__)).on_conflict_do_nothing(),
     "sqlite": sqlite.insert(cast(Table, DeviceRow.__table__)).on_conflict_do_nothing(),
@@ -62,9 +78,11 @@ _INSERT_DEVICE = {
 
 
 def insert_certificate(session: Session, **values: Any) -> None:
-    """Insert one certificate row. A duplicate serial raises IntegrityError, which the caller
-    turns into a retry with a fresh serial."""
-    session.execute(_INSERT_CERTIFICATE, values)
+    """Insert one certificate row; a duplicate serial raises :class:`SerialTaken` (any other
+    integrity failure propagates as the error it is)."""
+    inserted = session.execute(_INSERT_CERTIFICATE[session.get_bind().dialect.name], values).first()
+    if inserted is None:
+        raise SerialTaken(values["serial"])
 
 
 def ensure_device(session: Session, mac: str) -> None:

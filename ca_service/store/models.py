@@ -245,12 +245,23 @@ class TrustBundleVersionRow(Base):
 
 # -- ACME (RFC 8555) and renewal lineage (issue 5) -------------------------------------------
 class AcmeNonceRow(Base):
-    """An unused ACME nonce (RFC 8555 section 6.5): deleted when used, useless once expired."""
+    """A redeemed ACME nonce (RFC 8555 section 6.5): its primary key makes a second use fail;
+    useless once the nonce has expired (then purged). Issued nonces are not stored."""
 
     __tablename__ = "acme_nonces"
 
     value: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AcmeNonceKeyRow(Base):
+    """The HMAC key that authenticates nonces, shared by every worker and host (one row)."""
+
+    __tablename__ = "acme_nonce_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class EabKeyRow(Base):

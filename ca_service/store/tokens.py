@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ca_service.errors import CAError, Kind
 from ca_service.store.models import TokenRow, utcnow
+from ca_service.store.records import record
 
 
-def add(session: Session, *, name: str, role: str, scopes: tuple[str, ...], token_hash: str) -> TokenRow:
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    name: str
+    role: str
+    scopes: str  # comma-separated MAC prefixes
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def add(session: Session, *, name: str, role: str, scopes: tuple[str, ...], token_hash: str) -> None:
     row = TokenRow(name=name, role=role, scopes=",".join(scopes), token_hash=token_hash, created_at=utcnow())
     session.add(row)
     try:
         session.flush()
     except IntegrityError as exc:
         raise CAError(Kind.CONFLICT, f"A token named '{name}' already exists.") from exc
-    return row
 
 
 _BY_HASH = select(
@@ -37,9 +49,14 @@ def by_hash(session: Session, token_hash: str) -> Any:
     return session.execute(_BY_HASH, {"token_hash": token_hash}).first()
 
 
-def by_name(session: Session, name: str) -> TokenRow | None:
-    return session.scalar(select(TokenRow).where(TokenRow.name == name))
+def by_name(session: Session, name: str) -> TokenRecord | None:
+    row = session.scalar(select(TokenRow).where(TokenRow.name == name))
+    return record(TokenRecord, row) if row else None
 
 
-def all_tokens(session: Session) -> list[TokenRow]:
-    return list(session.scalars(select(TokenRow).order_by(TokenRow.id)))
+def all_tokens(session: Session) -> list[TokenRecord]:
+    return [record(TokenRecord, r) for r in session.scalars(select(TokenRow).order_by(TokenRow.id))]
+
+
+def revoke(session: Session, token_id: int) -> None:
+    session.execute(update(TokenRow).where(TokenRow.id == token_id).values(revoked_at=utcnow()))
