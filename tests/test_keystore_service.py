@@ -17,7 +17,7 @@ from ca_service import Services, build_services, create_app
 from ca_service.config import Settings
 from ca_service.enrollment.tokens import create_token
 from ca_service.issuers import lifecycle as ca_setup
-from ca_service.keystore import pkcs11 as pkcs11_store
+from ca_service.keystore.pkcs11 import session as pkcs11_session
 from ca_service.store.models import AuditRow, CertificateRow
 from tests.helpers import make_csr, openssl, self_signed
 from tests.softhsm import Token
@@ -186,7 +186,7 @@ def test_lost_pkcs11_session_is_a_503_then_reopened(
     assert status == 201  # the session is open and has signed
     hsm_token.backup()
     if fault == "session-closed":  # the token closed our session (e.g. HSM-side timeout)
-        (link,) = [s for s in pkcs11_store._SESSIONS.values() if s.uri.token == hsm_token.label]
+        (link,) = [s for s in pkcs11_session.SESSIONS.values() if s.uri.token == hsm_token.label]
         link.session.close()
     elif fault == "token-detached":
         hsm_token.detach()

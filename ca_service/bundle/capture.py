@@ -14,6 +14,7 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,14 +90,37 @@ def server_context(cert_file: Path | None, key_file: Path | None, host: str) -> 
     return context
 
 
-def serve(context: SSL.Context, listener: socket.socket, count: int | None) -> Iterator[Presented]:
-    """Accept connections on ``listener`` and yield what each client presented; stop after
-    ``count`` handshakes (None: until interrupted)."""
-    seen = 0
-    while count is None or seen < count:
-        raw, address = listener.accept()
-        seen += 1
-        yield _handshake(context, raw, f"{address[0]}:{address[1]}")
+@contextmanager
+def listening(listen: str, cert_file: Path | None, key_file: Path | None) -> Iterator[Capture]:
+    """A capture server listening on ``listen`` (HOST:PORT) with its TLS context; the socket
+    is closed when the block ends."""
+    host, port = parse_listen(listen)
+    context = server_context(cert_file, key_file, host)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((host, port))
+        except OSError as exc:
+            raise CAError(Kind.UNAVAILABLE, f"Cannot listen on {host}:{port}: {exc.strerror}.") from exc
+        listener.listen(8)
+        yield Capture(context, listener, f"{host}:{port}")
+
+
+@dataclass(frozen=True)
+class Capture:
+    context: SSL.Context
+    listener: socket.socket
+    address: str
+
+    def serve(self, count: int | None) -> Iterator[Presented]:
+        """Accept connections and yield what each client presented; stop after ``count``
+        handshakes (None: until interrupted)."""
+        seen = 0
+        while count is None or seen < count:
+            raw, address = self.listener.accept()
+            seen += 1
+            yield _handshake(self.context, raw, f"{address[0]}:{address[1]}")
 
 
 def _handshake(context: SSL.Context, raw: socket.socket, peer: str) -> Presented:

@@ -102,24 +102,16 @@ def trust_capture(
     Point a device's provisioning URL at https://HOST:PORT/. Without --cert/--key the server uses a
     throw-away self-signed certificate; a device that checks server certificates needs one it trusts.
     """
-    import socket
-
     from ca_service.bundle import capture
     from ca_service.bundle.anchors import fingerprint
     from ca_service.bundle.inspect import suggested_purpose
 
     if bool(cert_file) != bool(key_file):
         raise click.UsageError("Give both --cert and --key, or neither.")
-    host, port = capture.parse_listen(listen)
-    context = capture.server_context(cert_file, key_file, host)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as listener:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(8)
-        click.echo(f"listening on {host}:{port}; saving to {out}", err=True)
+    with capture.listening(listen, cert_file, key_file) as server:
+        click.echo(f"listening on {server.address}; saving to {out}", err=True)
         try:
-            for presented in capture.serve(context, listener, count):
+            for presented in server.serve(count):
                 click.echo(f"connection from {presented.peer}")
                 if presented.error:
                     click.echo(f"  {presented.error}")
