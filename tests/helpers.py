@@ -103,9 +103,11 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """The service under gunicorn with several workers, configured through the environment."""
+    """The service under gunicorn with several workers, configured through the environment. Its
+    public URL is its own address (ACME URLs come from it) unless ``public_url`` names another
+    (a reverse proxy in front)."""
 
-    def __init__(self, env: dict[str, str], workers: int = 2) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 2, public_url: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -113,6 +115,7 @@ class LiveServer:
             **env,
             "CA_SERVICE_BIND": f"127.0.0.1:{self.port}",
             "CA_SERVICE_WORKERS": str(workers),
+            "CA_SERVICE_PUBLIC_URL": public_url or self.url,
         }
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -58,6 +58,10 @@ def test_certbot_acme_enroll_renew_revoke(live: LiveServer, services: Services, 
     order = acme.new_order(csr.read_bytes())
     assert [i.value for i in order.body.identifiers] == ["7c:2f:80:c6:e5:c2"]
     assert all(a.body.status == messages.STATUS_VALID for a in order.authorizations)
+    (challenge,) = order.authorizations[0].body.challenges  # section 7.1.4: the validated one
+    assert challenge.status == messages.STATUS_VALID and challenge.validated is not None
+    fetched = acme._post_as_get(challenge.uri).json()
+    assert fetched["status"] == "valid" and fetched["url"] == challenge.uri
     done = acme.poll_and_finalize(order, datetime.datetime.now() + datetime.timedelta(seconds=30))
     verify_chain(live.url, done.fullchain_pem, tmp_path)
     cert = x509.load_pem_x509_certificate(done.fullchain_pem.encode())

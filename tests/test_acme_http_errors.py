@@ -54,9 +54,9 @@ def test_unexpected_exception_is_server_internal(
     monkeypatch.setattr(acme, "use_nonce", broken)
     header = {
         "alg": "ES256",
-        "kid": "http://localhost/acme/acct/1",
+        "kid": "http://ca.test/acme/acct/1",
         "nonce": "n",
-        "url": "http://localhost/acme/new-order",
+        "url": "http://ca.test/acme/new-order",
     }
     protected = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
     jws = {"protected": protected, "payload": "", "signature": "AA"}
@@ -71,3 +71,13 @@ def test_rest_errors_stay_rest(client: FlaskClient) -> None:
     assert "Replay-Nonce" not in response.headers and not response.json["type"].startswith(ERR)
     wrong = client.delete("/ca/root.pem")
     assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
+
+
+def test_host_header_changes_no_acme_url(client: FlaskClient) -> None:
+    """URLs come from CA_SERVICE_PUBLIC_URL: a forged Host header shows up nowhere."""
+    for path in ("/acme/directory", "/acme/new-nonce", "/acme/no-such-thing"):
+        answer = client.get(path, headers={"Host": "evil.example:8443"})
+        text = answer.get_data(as_text=True) + " ".join(f"{k}: {v}" for k, v in answer.headers.items())
+        assert "evil.example" not in text and "ca.test" in text, path
+    directory = client.get("/acme/directory", headers={"Host": "evil.example"}).json
+    assert all(v.startswith("http://ca.test/acme/") for k, v in directory.items() if k != "meta")

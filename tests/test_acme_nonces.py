@@ -64,7 +64,7 @@ def test_directory_and_new_nonce(client: FlaskClient) -> None:
     assert body["meta"]["externalAccountRequired"] is True
     assert "device" in body["meta"]["profiles"]
     for name in ("newNonce", "newAccount", "newOrder", "revokeCert", "keyChange", "renewalInfo"):
-        assert body[name].startswith("http://localhost/acme/")
+        assert body[name].startswith("http://ca.test/acme/")  # the public URL, not the Host
     head = client.head("/acme/new-nonce")
     get = client.get("/acme/new-nonce")
     assert head.status_code == 200 and get.status_code == 204

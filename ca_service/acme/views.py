@@ -1,9 +1,9 @@
 """ACME resources (RFC 8555 section 7) as a plain Flask blueprint under /acme/.
 
-URLs are built from the request's own origin, so a client sees the scheme and host it used
-(behind a TLS terminator too). Every POST is a JWS whose ``url`` must equal the request URL and
-whose nonce is consumed in the database (valid on any worker, once); each response carries a
-fresh ``Replay-Nonce`` and ``Link: <directory>;rel="index"``.
+Every URL is built from ``CA_SERVICE_PUBLIC_URL``, never from the request's Host header (a
+forged Host changes nothing). Every POST is a JWS whose ``url`` must equal the public URL of the
+resource it was sent to, and whose nonce is redeemed once on any worker or host; each response
+carries a fresh ``Replay-Nonce`` and ``Link: <directory>;rel="index"``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ca_service.errors import CAError, Kind
 bp = Blueprint("acme", __name__, url_prefix="/acme")
 
 JOSE_JSON = "application/jose+json"
+CHALLENGE_TYPE = "external-account-01"  # see challenge_body
 PEM_CHAIN = "application/pem-certificate-chain"
 
 
@@ -32,7 +33,12 @@ def authority() -> AcmeAuthority:
 
 
 def base() -> str:
-    return request.host_url.rstrip("/") + "/acme"
+    return str(current_app.extensions["ca_service"].settings.public_url).rstrip("/") + "/acme"
+
+
+def this_url() -> str:
+    """The public URL of the resource this request was sent to (what its JWS ``url`` names)."""
+    return base() + request.path.removeprefix("/acme")
 
 
 def rfc3339(value: datetime) -> str:
@@ -83,7 +89,7 @@ def signed_request(allow_jwk: bool = False) -> tuple[jws.Signed, Account | None,
         raise CAError(Kind.MALFORMED, f"Send ACME requests as {JOSE_JSON}.")
     signed = jws.parse(request.get_data())
     jws.check_outer_header(signed)
-    if signed.header["url"] != request.base_url:
+    if signed.header["url"] != this_url():
         raise CAError(Kind.UNAUTHORIZED, "The JWS 'url' header is not the URL this request was sent to.")
     if "jwk" in signed.header and not allow_jwk:
         raise CAError(Kind.MALFORMED, "This request must be signed with the account's 'kid'.")
@@ -206,7 +212,7 @@ def new_account() -> Response:
             "This server requires external account binding; create a key with 'ca-service eab create'.",
         )
     eab = jws.parse(binding)
-    if "kid" not in eab.header or eab.header.get("url") != request.base_url or "nonce" in eab.header:
+    if "kid" not in eab.header or eab.header.get("url") != this_url() or "nonce" in eab.header:
         raise CAError(
             Kind.MALFORMED, "The external account binding needs 'kid' and this 'url', and no 'nonce'."
         )
@@ -265,7 +271,7 @@ def key_change() -> Response:
     inner = jws.parse(payload_object(signed))
     if inner.alg not in jws.ALGORITHMS or "jwk" not in inner.header or "kid" in inner.header:
         raise CAError(Kind.MALFORMED, "The inner JWS is signed with the new key, given as 'jwk'.")
-    if inner.header.get("url") != request.base_url or "nonce" in inner.header:
+    if inner.header.get("url") != this_url() or "nonce" in inner.header:
         raise CAError(Kind.MALFORMED, "The inner JWS needs this 'url' and no 'nonce'.")
     new_key = jws.load_jwk(inner.header["jwk"])
     jws.verify(inner, new_key)
@@ -316,9 +322,35 @@ def authorization(token: str, index: int) -> Response:
             "identifier": found.identifiers[index],
             "status": "valid",
             "expires": rfc3339(found.expires_at),
-            "challenges": [],
+            "challenges": [challenge_body(found, index)],
         }
     )
+
+
+@bp.post("/chall/<token>/<int:index>")
+def challenge(token: str, index: int) -> Response:
+    """The validated challenge of a pre-authorized identifier: fetched (POST-as-GET) or
+    answered (``{}``) alike, it is already valid."""
+    signed, acct = account_request()
+    if signed.payload not in (b"", b"{}"):
+        payload_object(signed)
+    found = authority().order(acct, token)
+    if index >= len(found.identifiers):
+        raise CAError(Kind.NOT_FOUND, "No such challenge.")
+    return reply(challenge_body(found, index), 200, Link=f'<{base()}/authz/{token}/{index}>;rel="up"')
+
+
+def challenge_body(order: Order, index: int) -> dict[str, Any]:
+    """RFC 8555 section 7.1.4: a valid authorization lists the challenge that was validated.
+    Ours are validated by the account's external account binding, whose MAC scope covers the
+    identifier (the device was registered with the CA out of band); the type says so, and
+    clients skip valid authorizations without looking at it."""
+    return {
+        "type": CHALLENGE_TYPE,
+        "url": f"{base()}/chall/{order.token}/{index}",
+        "status": "valid",
+        "validated": rfc3339(order.created_at),
+    }
 
 
 @bp.post("/order/<token>/finalize")

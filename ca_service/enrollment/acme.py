@@ -68,6 +68,7 @@ class Order:
     expires_at: datetime
     replaces: str | None
     serial: str | None
+    created_at: datetime
 
 
 def _account(row: store.AccountRecord) -> Account:
@@ -92,6 +93,7 @@ def _order(row: store.OrderRecord, now: datetime) -> Order:
         row.expires_at,
         row.replaces,
         row.serial,
+        row.created_at,
     )
 
 
@@ -240,7 +242,7 @@ class AcmeAuthority:
                 "Only 'permanent-identifier' and 'dns' identifiers whose value is a device MAC "
                 "are supported.",
             )
-        mac = device_mac(ident["value"], self.settings.oui_allowlist)
+        mac = device_mac(ident["value"], self.settings.oui_allowlist, what="The identifier")
         if not in_scope(account.principal, mac):
             raise CAError(
                 Kind.REJECTED_IDENTIFIER,

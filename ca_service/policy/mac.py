@@ -10,12 +10,13 @@ from ca_service.errors import CAError, Kind
 GENERIC_FACTORY_CN = "Einstein2"
 
 
-def device_mac(text: str, oui_allowlist: Sequence[str] = ()) -> MacAddress:
+def device_mac(text: str, oui_allowlist: Sequence[str] = (), what: str = "The CN") -> MacAddress:
     """Parse ``text`` as the MAC of one device and apply the identity rules.
 
     Refuses the generic factory CN ``Einstein2``, anything that is not a MAC, the all-zero and
     broadcast addresses, multicast addresses (lowest bit of the first octet set) and, when an
-    allow-list is configured, MACs outside it. Returns the canonical form.
+    allow-list is configured, MACs outside it. Returns the canonical form. ``what`` names the
+    input in the refusal ("The CN", "The identifier").
     """
     if text.strip().lower() == GENERIC_FACTORY_CN.lower():
         raise CAError(
@@ -28,7 +29,7 @@ def device_mac(text: str, oui_allowlist: Sequence[str] = ()) -> MacAddress:
     except CAError as exc:
         raise CAError(
             Kind.BAD_IDENTIFIER,
-            f"The CN '{printable(text)}' is not a device MAC address; it must be 12 hex digits "
+            f"{what} '{printable(text)}' is not a device MAC address; it must be 12 hex digits "
             "such as 7C2F80C6E5C2 (separators : - . are accepted).",
         ) from exc
     if mac.is_zero:
@@ -42,7 +43,7 @@ def device_mac(text: str, oui_allowlist: Sequence[str] = ()) -> MacAddress:
         )
     if oui_allowlist and not any(mac.value.startswith(p.upper()) for p in oui_allowlist):
         raise CAError(
-            Kind.FORBIDDEN,
+            Kind.REJECTED_IDENTIFIER,
             f"{mac} is outside the configured OUI allow-list ({', '.join(oui_allowlist)}).",
         )
     return mac

@@ -57,6 +57,7 @@ class OrderRecord:
     replaces: str | None
     serial: str | None
     expires_at: datetime
+    created_at: datetime
 
 
 # Plain SQL semantics for UPDATE/DELETE: no ORM session synchronisation (the hot path).
