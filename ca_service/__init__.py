@@ -28,10 +28,12 @@ from ca_service.issuers import Directory, Signers, lifecycle
 from ca_service.renewal.info import Renewals
 from ca_service.revocation import OcspResponder, Publisher, Revocation
 from ca_service.store import Database
+from ca_service.store.db import Bounds, DatabaseUnavailable
 
 __version__ = "0.1.0"
 log = logging.getLogger("ca_service")
 WAITS_FOR_KEYSTORE = "Waits for the key store (see 'keystore')."
+WAITS_FOR_DATABASE = "Waits for the database (see 'database')."
 KEYSTORE_NOT_READY = "The issuing key cannot sign; the service log says why."
 
 
@@ -64,8 +66,13 @@ class Services:
         try:
             self.signers.self_test()  # logs the reason itself: /healthz is public
             checks["keystore"] = "ok"
-        except CAError as exc:
-            checks["keystore"] = KEYSTORE_NOT_READY if checks["database"] == "ok" else exc.detail
+        except DatabaseUnavailable:  # the CA records could not be read: not the key store's fault
+            checks["keystore"] = WAITS_FOR_DATABASE
+        except CAError:
+            checks["keystore"] = KEYSTORE_NOT_READY
+        if checks["database"] != "ok":
+            checks["crl"] = WAITS_FOR_DATABASE  # the CRL state lives there
+            return checks
         try:
             checks["crl"] = self.revocation.health_check()
         except CAError as exc:
@@ -100,7 +107,17 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    db = Database(settings.sqlalchemy_url)
+    db = Database(
+        settings.sqlalchemy_url,
+        Bounds(
+            settings.db_connect_timeout,
+            settings.db_statement_timeout,
+            settings.db_lock_timeout,
+            settings.db_pool_timeout,
+            transaction=settings.db_transaction_timeout,
+            pause=settings.db_pause_seconds,
+        ),
+    )
     directory = Directory(db, settings.issuer_refresh_seconds)
     signers = Signers(directory, settings)
     enrollment = Enrollment(db, directory, signers, settings)

@@ -81,6 +81,13 @@ class Settings:
     swagger_ui_url: str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
     max_import_bytes: int = 8 * 1024 * 1024  # POST /api/v1/device-imports only
     log_level: str = "INFO"
+    # Bounds of every database call, seconds (design decision 10): a breach answers 503
+    db_connect_timeout: float = 2.0
+    db_statement_timeout: float = 5.0
+    db_lock_timeout: float = 2.0
+    db_pool_timeout: float = 2.0
+    db_transaction_timeout: float = 4.0  # wall clock of a request's transaction (a silent peer)
+    db_pause_seconds: float = 2.0  # after a database failure, fail fast this long before probing
 
     def __post_init__(self) -> None:
         """Site-wide subject and validity settings fill what a profile leaves unset."""

@@ -1,25 +1,59 @@
-"""Engines and sessions (design decision 8).
+"""Engines and sessions (design decisions 8 and 10).
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``; write transactions begin IMMEDIATE so that
 concurrent gunicorn workers queue for the write lock instead of failing with "database is locked"
 (shared/measurements.md). Reads use a separate engine whose transactions stay deferred.
+
+Every call is bounded (:class:`Bounds`): connecting, waiting for a pooled connection, each
+statement, each lock wait, and a link that stops answering (TCP keepalives and
+``tcp_user_timeout`` on PostgreSQL; the busy timeout on SQLite). A peer that accepts bytes and
+never answers (a stalled proxy, a frozen server) defeats all of those, so a request's whole
+transaction also runs under a wall-clock alarm (``transaction``; the main thread of a sync
+worker, where requests run). A breached bound is a ``CAError(UNAVAILABLE)``: a 503 problem with
+Retry-After, never a hang; SQLAlchemy drops a connection interrupted that way.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_service.errors import CAError, Kind
 
 
-def _sqlite_engine(url: str, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30})
+@dataclass(frozen=True)
+class Bounds:
+    """How long any database call may take, in seconds."""
+
+    connect: float = 2.0
+    statement: float = 5.0
+    lock: float = 2.0
+    pool: float = 2.0
+    link: float = 2.0  # a silent peer: unacknowledged data, or no keepalive answer
+    transaction: float = 4.0  # wall clock of one whole transaction in a request
+    pause: float = 2.0  # after a failure, calls fail at once for this long, then one probes again
+
+
+class DatabaseUnavailable(CAError):
+    """The database itself failed or did not answer in time (not a refusal of ours)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Kind.UNAVAILABLE, detail)
+
+
+def _sqlite_engine(url: str, immediate: bool, bounds: Bounds) -> Engine:
+    busy_ms = int(bounds.lock * 1000)
+    engine = create_engine(url, connect_args={"timeout": bounds.lock}, pool_timeout=bounds.pool)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -28,7 +62,7 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -41,14 +75,23 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
 class Database:
     """The service's database: ``read()`` and ``write()`` give sessions in a transaction."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, bounds: Bounds | None = None) -> None:
         self.url = url
+        self.bounds = bounds = bounds or Bounds()
         if url.startswith("sqlite"):
-            self.engine = _sqlite_engine(url, immediate=False)
-            self.write_engine = _sqlite_engine(url, immediate=True)
+            self.engine = _sqlite_engine(url, immediate=False, bounds=bounds)
+            self.write_engine = _sqlite_engine(url, immediate=True, bounds=bounds)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            self.engine = create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=5,
+                pool_timeout=bounds.pool,
+                connect_args=_postgresql_bounds(bounds),
+            )
             self.write_engine = self.engine
+        self._paused_until = 0.0
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
 
@@ -58,14 +101,28 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with _unavailable_as_caerror(), self._read() as session, session.begin():
+        with self._guarded(), self._read() as session, session.begin():
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits when the block ends without an exception."""
-        with _unavailable_as_caerror(), self._write() as session, session.begin():
+        with self._guarded(), self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Bound the transaction; after the database failed, fail at once for
+        ``bounds.pause`` seconds (a worker does not queue every request behind a dead link),
+        then let the next call probe it again."""
+        if time.monotonic() < self._paused_until:
+            raise DatabaseUnavailable("The database is not available; try again shortly.")
+        try:
+            with _bounded(self.bounds.transaction), _unavailable_as_caerror():
+                yield
+        except DatabaseUnavailable:
+            self._paused_until = time.monotonic() + self.bounds.pause
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -73,13 +130,63 @@ class Database:
             self.write_engine.dispose()
 
 
+class _Deadline(BaseException):
+    """The alarm of :func:`_bounded`. Not an ``Exception``: SQLAlchemy then invalidates the
+    interrupted connection instead of talking to it again."""
+
+
+@contextmanager
+def _bounded(seconds: float) -> Iterator[None]:
+    """Run the block under a SIGALRM deadline (main thread only; an outer bound wins). Any
+    failure after the deadline fired is UNAVAILABLE."""
+    if threading.current_thread() is not threading.main_thread() or signal.getitimer(signal.ITIMER_REAL)[0]:
+        yield
+        return
+    state = {"fired": False, "done": False}
+
+    def alarm(_signum: int, _frame: object) -> None:
+        if not state["done"]:
+            state["fired"] = True
+            raise _Deadline
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+        state["done"] = True
+    except BaseException as exc:
+        state["done"] = True
+        if state["fired"]:
+            raise DatabaseUnavailable("The database did not answer in time; try again shortly.") from exc
+        raise
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _postgresql_bounds(bounds: Bounds) -> dict[str, Any]:
+    """libpq connection parameters: a connect timeout, server-side statement and lock timeouts,
+    and a dead link detected within a few seconds (keepalives for an idle wait, a user timeout
+    for unacknowledged data), so a blackholed network cannot hold a request."""
+    statement, lock = int(bounds.statement * 1000), int(bounds.lock * 1000)
+    return {
+        "connect_timeout": max(1, round(bounds.connect)),
+        "options": f"-c statement_timeout={statement} -c lock_timeout={lock}",
+        "keepalives": 1,
+        "keepalives_idle": 1,
+        "keepalives_interval": 1,
+        "keepalives_count": max(1, round(bounds.link)),
+        "tcp_user_timeout": int(bounds.link * 1000),
+    }
+
+
 @contextmanager
 def _unavailable_as_caerror() -> Iterator[None]:
     try:
         yield
-    except OperationalError as exc:
-        raise CAError(Kind.UNAVAILABLE, "The database is not available; try again shortly.") from exc
+    except (OperationalError, PoolTimeout) as exc:
+        raise DatabaseUnavailable("The database is not available; try again shortly.") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
-            raise CAError(Kind.UNAVAILABLE, "The database connection was lost; try again.") from exc
+            raise DatabaseUnavailable("The database connection was lost; try again.") from exc
         raise
