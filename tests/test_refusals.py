@@ -168,6 +168,7 @@ def test_csr_extensions_are_ignored(client, admin, tmp_path: Path) -> None:
     crt.write_text(response.json["certificate_pem"])
     text = openssl("x509", "-in", str(crt), "-noout", "-text").stdout.decode()
     assert "CA:FALSE" in text and "Evil" not in text and "7c2f" not in text
+    assert "DNS:7C2F80C6E5C2" in text
 
 
 @pytest.mark.parametrize(
