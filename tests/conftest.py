@@ -189,7 +189,9 @@ def hsm_token(softhsm: SoftHsm, tmp_path: Path) -> Token:
 
 @pytest.fixture
 def live(services: Services, env_for: dict[str, str]) -> Iterator[LiveServer]:
-    """The service under gunicorn (2 workers) on this test's database and CA."""
-    server = LiveServer(env_for, workers=2).start()
-    yield server
+    """The service under gunicorn (2 workers) on this test's database and CA, with its own URL as
+    public URL: stock clients follow the AIA (OCSP) and CRL URLs in the certificates it issues."""
+    server = LiveServer(env_for, workers=2)
+    server.env["CA_SERVICE_PUBLIC_URL"] = server.url
+    yield server.start()
     server.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,16 +49,12 @@ def run_certbot(home: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def due_server(services: Services, env_for: dict[str, str]) -> Iterator[LiveServer]:
-    """A server whose renewal windows close 4 minutes after issuance (start, spread and length
-    0: [notBefore, notBefore + 1 minute], notBefore backdated 5 minutes), so that renewal
-    information says "renew" for every certificate; any client that renews without force did
-    so because of it (certbot's own rule waits for 2/3 of the 365 days)."""
-    window = {f"CA_SERVICE_RENEWAL_WINDOW_{p}": "0" for p in ("START", "SPREAD", "LENGTH")}
-    server = LiveServer({**env_for, **window}, workers=2)
-    server.env["CA_SERVICE_PUBLIC_URL"] = server.url  # AIA OCSP: certbot checks revocation there
-    yield server.start()
-    server.stop()
+def env_for(env_for: dict[str, str]) -> dict[str, str]:
+    """Renewal windows that close 4 minutes after issuance (start, spread and length 0:
+    [notBefore, notBefore + 1 minute], notBefore backdated 5 minutes), so that renewal
+    information says "renew" for every certificate; a client that renews without force did so
+    because of it (certbot's own rule waits for 2/3 of the 365 days)."""
+    return {**env_for, **{f"CA_SERVICE_RENEWAL_WINDOW_{p}": "0" for p in ("START", "SPREAD", "LENGTH")}}
 
 
 def verify(lineage: Path, root: Path) -> x509.Certificate:
@@ -70,7 +65,7 @@ def verify(lineage: Path, root: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate((lineage / "cert.pem").read_bytes())
 
 
-def test_certbot_obtains_and_renews(due_server: LiveServer, services: Services, tmp_path: Path) -> None:
+def test_certbot_obtains_and_renews(live: LiveServer, services: Services, tmp_path: Path) -> None:
     kid, hmac_key = services.acme.create_eab("certbot", ("7C2F80",))
     home = tmp_path / "certbot"
     root = tmp_path / "root.pem"
@@ -79,7 +74,7 @@ def test_certbot_obtains_and_renews(due_server: LiveServer, services: Services, 
         home,
         "certonly",
         "--server",
-        due_server.url + "/acme/directory",
+        live.url + "/acme/directory",
         "--eab-kid",
         kid,
         "--eab-hmac-key",
