@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ca_service import Services
+from ca_service.authority import permanent_identifier
 from ca_service.domain import MacAddress
 from ca_service.errors import CAError, Kind
 from ca_service.policy import CsrRules, check_csr
@@ -268,3 +269,27 @@ def test_damaged_csrs_raise_only_caerror(position: int, value: int, cut: int) ->
     except CAError:
         return
     assert facts.mac == MacAddress(MAC)
+
+
+def test_permanent_identifier_in_the_csr_is_a_name_too() -> None:
+    """A CSR may carry the MAC as RFC 4043 PermanentIdentifier (the form this CA issues); it must
+    spell the same MAC as every other name, and one that cannot be read is BAD_CSR."""
+
+    def with_san(*names: x509.GeneralName) -> bytes:
+        builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
+        return builder.sign(KEY, hashes.SHA256()).public_bytes(Encoding.DER)
+
+    mine, other = (permanent_identifier(MacAddress(m)) for m in (MAC, OTHER))
+    assert check_csr(with_san(mine), RULES, MacAddress(MAC)).mac == MacAddress(MAC)
+    assert check_csr(with_san(x509.DNSName(MAC.lower()), mine), RULES).mac == MacAddress(MAC)
+    with pytest.raises(CAError) as err:
+        check_csr(with_san(x509.DNSName(MAC), other), RULES)
+    assert err.value.detail == (
+        f"The CSR names two devices: SAN dNSName '{MAC}' is {MAC} and SAN PermanentIdentifier "
+        f"'{OTHER}' is {OTHER}{SAME_MAC}"
+    )
+    broken = x509.OtherName(mine.type_id, b"\x30\x05\x0c\x0cABC")
+    with pytest.raises(CAError) as err:
+        check_csr(with_san(broken), RULES)
+    assert err.value.kind is Kind.BAD_CSR
