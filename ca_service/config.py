@@ -50,6 +50,7 @@ class Settings:
     subject_country: str = ""
     validity_days: int = 365
     san_permanent_identifier: bool = True
+    san_dns_name: bool = True
     profiles: tuple[Profile, ...] = DEFAULT_PROFILES
     # Provisioning: keys made for devices and their one-time download URLs
     download_ttl_seconds: int = 24 * 3600
@@ -99,6 +100,7 @@ class Settings:
                 country=p.country or self.subject_country or None,
                 validity_days=self.validity_days if p.validity_days is None else p.validity_days,
                 san_permanent_identifier=p.san_permanent_identifier and self.san_permanent_identifier,
+                san_dns_name=p.san_dns_name and self.san_dns_name,
             )
             for p in self.profiles
         )

@@ -179,7 +179,10 @@ class Profile:
     country: str | None = None
     client_auth: bool = True
     server_auth: bool = True
-    san_permanent_identifier: bool = True
+    san_permanent_identifier: bool = True  # the MAC as RFC 4043 PermanentIdentifier otherName
+    # the MAC as SAN dNSName: the ordered ACME identifier (RFC 8555 section 7.4) and the name TLS
+    # verifiers match when the device serves the certificate on SIP-TLS (RFC 9525: never the CN)
+    san_dns_name: bool = True
     description: str = ""
     # Delivery of keys made by the service (provisioning): "pkcs8" (BEGIN PRIVATE KEY) or
     # "traditional" (BEGIN EC PRIVATE KEY / BEGIN RSA PRIVATE KEY); leaf only or leaf + chain.

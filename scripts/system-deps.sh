@@ -9,6 +9,7 @@ command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v lego >/dev/null || need+=(lego)
+command -v caddy >/dev/null || need+=(caddy)  # a stock ACME client that sends SAN-only CSRs (tests)
 command -v pebble >/dev/null || need+=(pebble)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
@@ -18,6 +19,10 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Debian's caddy package enables a web server on ports 80/443; the tests run their own
+  if [[ " ${need[*]} " == *" caddy "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now caddy.service >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -26,6 +26,7 @@ from ca_service.enrollment.tokens import create_token
 from ca_service.issuers import lifecycle as ca_setup
 from ca_service.store.migrate import upgrade
 from ca_service.store.models import Base
+from tests.helpers import LiveServer
 from tests.softhsm import SoftHsm, Token, require_softhsm
 
 PG_ADMIN = os.environ.get("CA_SERVICE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -184,3 +185,12 @@ def key_uri(keystore_kind: str, request: pytest.FixtureRequest) -> Callable[[str
 def hsm_token(softhsm: SoftHsm, tmp_path: Path) -> Token:
     """A fresh SoftHSM2 token for this test; its user PIN is in ``tmp_path/pin``."""
     return softhsm.new_token(tmp_path / "pin")
+
+
+@pytest.fixture
+def live(services: Services, env_for: dict[str, str]) -> Iterator[LiveServer]:
+    """The service under gunicorn (2 workers) on this test's database and CA; its public URL is
+    its own address, so stock clients can follow the AIA (OCSP) and CRL URLs it issues."""
+    server = LiveServer(env_for, workers=2).start()
+    yield server
+    server.stop()

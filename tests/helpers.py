@@ -69,16 +69,54 @@ def make_key(path: Path, kind: str = "ec-p256") -> Path:
 
 
 def make_csr(
-    tmp: Path, cn: str, kind: str = "ec-p256", digest: str = "sha256", name: str = "dev"
+    tmp: Path,
+    cn: str | None,
+    kind: str = "ec-p256",
+    digest: str = "sha256",
+    name: str = "dev",
+    san: tuple[str, ...] = (),
 ) -> tuple[Path, Path]:
-    """Key and CSR made by the openssl CLI, as the FAQ's workflow does. Returns (key, csr)."""
+    """Key and CSR made by the openssl CLI, as the FAQ's workflow does. Returns (key, csr).
+
+    ``cn`` None makes an empty subject; ``san`` are subjectAltName entries in openssl's
+    notation (``DNS:7C2F80C6E5C2``, ``IP:10.0.0.1``), as certbot's and Caddy's CSRs carry them."""
     key = make_key(tmp / f"{name}.key", kind)
     csr = tmp / f"{name}.csr"
-    args = ["req", "-new", "-key", str(key), "-subj", f"/CN={cn}", "-out", str(csr)]
+    subject = "/" if cn is None else f"/CN={cn}"
+    args = ["req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr)]
+    if san:
+        args += ["-addext", "subjectAltName=" + ",".join(san)]
     if kind != "ed25519":
         args.insert(2, f"-{digest}")
     openssl(*args)
     return key, csr
+
+
+def version2_csr(tmp: Path, cn: str = "7C2F80C6E5C2") -> Path:
+    """A correctly self-signed CSR whose version field is 1 ("version 2"; RFC 2986 section 4.1
+    knows only 0): an openssl-made RSA CSR in DER with the version octet changed and the
+    CertificationRequestInfo signed again by ``openssl dgst -sign``. Returns the DER file."""
+    key, csr = make_csr(tmp, cn, "rsa-2048", name="v2")
+    der = bytearray(openssl("req", "-in", str(csr), "-outform", "DER").stdout)
+
+    def header(at: int) -> tuple[int, int]:  # (start of contents, length) of the DER TLV at ``at``
+        first = der[at + 1]
+        if first < 0x80:
+            return at + 2, first
+        width = first & 0x7F
+        return at + 2 + width, int.from_bytes(der[at + 2 : at + 2 + width], "big")
+
+    info_at, _ = header(0)
+    version_at, info_length = header(info_at)
+    assert der[version_at : version_at + 3] == b"\x02\x01\x00"  # INTEGER 0
+    der[version_at + 2] = 1
+    info = bytes(der[info_at : version_at + info_length])
+    signature = openssl("dgst", "-sha256", "-sign", str(key), input=info).stdout
+    assert len(signature) == 256 and der[-257] == 0  # BIT STRING: no unused bits, then 256 octets
+    der[-256:] = signature
+    out = tmp / "v2.der"
+    out.write_bytes(bytes(der))
+    return out
 
 
 def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import josepy as jose
@@ -22,13 +21,6 @@ from ca_service.renewal.certid import cert_id_of
 from ca_service.store.models import AcmeOrderRow, AuditRow, CertificateRow
 from tests.acme_helpers import ReplacingOrder, acme_client, new_key, nonce, raw_post, register
 from tests.helpers import LiveServer, make_csr, openssl
-
-
-@pytest.fixture
-def live(services: Services, env_for: dict[str, str]) -> Iterator[LiveServer]:
-    server = LiveServer(env_for, workers=2).start()
-    yield server
-    server.stop()
 
 
 def verify_chain(base_url: str, fullchain: str, tmp: Path) -> None:

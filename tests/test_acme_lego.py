@@ -4,22 +4,13 @@ openssl-made CSR, against the service under gunicorn (2 workers)."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from ca_service import Services
 from ca_service.store.models import CertificateRow
 from tests.helpers import LiveServer, make_csr, openssl
-
-
-@pytest.fixture
-def live(services: Services, env_for: dict[str, str]) -> Iterator[LiveServer]:
-    server = LiveServer(env_for, workers=2).start()
-    yield server
-    server.stop()
 
 
 def test_lego_with_eab_and_openssl_csr(live: LiveServer, services: Services, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,6 @@ from tests.acme_helpers import acme_client, new_key, nonce, raw_post, register
 from tests.helpers import LiveServer, make_csr
 
 ERR = "urn:ietf:params:acme:error:"
-
-
-@pytest.fixture
-def live(services: Services, env_for: dict[str, str]) -> Iterator[LiveServer]:
-    server = LiveServer(env_for, workers=2).start()
-    yield server
-    server.stop()
 
 
 def stored(services: Services) -> tuple[int, ...]:

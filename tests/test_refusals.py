@@ -143,7 +143,8 @@ def test_unknown_profile(client, admin, services, tmp_path: Path) -> None:
 
 
 def test_csr_extensions_are_ignored(client, admin, tmp_path: Path) -> None:
-    """A CSR asking for CA:TRUE and a DNS SAN gets the profile's extensions, nothing else."""
+    """A CSR asking for CA:TRUE, O=Evil and a SAN with the MAC in another spelling gets the
+    profile's extensions and subject, nothing else (the SAN names the canonical MAC)."""
     key = tmp_path / "k.pem"
     openssl("ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", str(key))
     csr = tmp_path / "x.csr"
@@ -157,7 +158,7 @@ def test_csr_extensions_are_ignored(client, admin, tmp_path: Path) -> None:
         "-addext",
         "basicConstraints=critical,CA:TRUE",
         "-addext",
-        "subjectAltName=DNS:evil.example",
+        "subjectAltName=DNS:7c2f.80c6.e5c2",
         "-out",
         str(csr),
     )
@@ -166,7 +167,8 @@ def test_csr_extensions_are_ignored(client, admin, tmp_path: Path) -> None:
     crt = tmp_path / "x.crt"
     crt.write_text(response.json["certificate_pem"])
     text = openssl("x509", "-in", str(crt), "-noout", "-text").stdout.decode()
-    assert "CA:FALSE" in text and "evil.example" not in text and "Evil" not in text
+    assert "CA:FALSE" in text and "Evil" not in text and "7c2f" not in text
+    assert "DNS:7C2F80C6E5C2" in text
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,13 @@ class Issuer:
         now: datetime | None = None,
     ) -> x509.Certificate:
         """Build and sign a device certificate: subject CN=<MAC> (+ profile O/OU/C), validity
-        from the profile with notBefore backdated, never beyond the issuer's own notAfter."""
+        from the profile with notBefore backdated, never beyond the issuer's own notAfter.
+
+        The subjectAltName carries the canonical MAC as a dNSName (``profile.san_dns_name``: the
+        identifier an ACME client ordered, RFC 8555 section 7.4, and the DNS-ID a TLS verifier
+        matches when the device serves this certificate on SIP-TLS: RFC 9525 verifiers never
+        read the CN) and as an RFC 4043 PermanentIdentifier (``profile.san_permanent_identifier``);
+        with neither, there is no SAN. Nothing else from the CSR enters the certificate."""
         now = now or datetime.now(UTC)
         not_before = now - timedelta(seconds=profile.backdate_seconds)
         not_after = min(now + profile.validity, self.certificate.not_valid_after_utc)
@@ -147,11 +153,21 @@ class Issuer:
         )
         if usages:
             builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        if profile.san_permanent_identifier:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([permanent_identifier(mac)]), critical=False
-            )
+        san = device_san(mac, profile)
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
         return builder.sign(self.key, self.hash)
+
+
+def device_san(mac: MacAddress, profile: Profile) -> list[x509.GeneralName]:
+    """The subjectAltName entries of a device certificate (RFC 5280 section 4.2.1.6): the MAC
+    as dNSName and as PermanentIdentifier, each when the profile asks for it."""
+    names: list[x509.GeneralName] = []
+    if profile.san_dns_name:
+        names.append(x509.DNSName(mac.value))
+    if profile.san_permanent_identifier:
+        names.append(permanent_identifier(mac))
+    return names
 
 
 def device_subject(mac: MacAddress, profile: Profile) -> x509.Name:

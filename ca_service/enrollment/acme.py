@@ -242,7 +242,7 @@ class AcmeAuthority:
                 "Only 'permanent-identifier' and 'dns' identifiers whose value is a device MAC "
                 "are supported.",
             )
-        mac = device_mac(ident["value"], self.settings.oui_allowlist, what="The identifier")
+        mac = device_mac(ident["value"], self.settings.oui_allowlist, label="identifier")
         if not in_scope(account.principal, mac):
             raise CAError(
                 Kind.REJECTED_IDENTIFIER,

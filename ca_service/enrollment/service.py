@@ -111,19 +111,14 @@ class Enrollment:
         """Issue a device certificate for ``csr`` (PEM or DER) under ``profile``.
 
         ``replaces`` names the certificate this one renews (RFC 9773 section 5), see
-        :meth:`sign_and_commit`. ``expected_mac`` refuses a CSR whose CN is another device (an
-        ACME order's identifier). The writes in ``also`` join the issuing transaction.
+        :meth:`sign_and_commit`. ``expected_mac`` (an ACME order's identifier) refuses a CSR
+        any of whose CN or SAN names is another device (RFC 8555 section 7.4). The writes in
+        ``also`` join the issuing transaction.
         """
         require_role(principal, WRITERS, "Issuing")
         chosen = self.settings.profile(profile)
         try:
-            facts = check_csr(csr, self.rules)
-            if expected_mac is not None and facts.mac != expected_mac:
-                raise CAError(
-                    Kind.BAD_IDENTIFIER,
-                    f"The CSR's CN is {facts.mac} but this order is for {expected_mac}; "
-                    "the CN must be the order's MAC.",
-                )
+            facts = check_csr(csr, self.rules, expected_mac)
             check_scope(principal, facts.mac)
         except CAError as exc:
             ISSUANCE_REFUSED.labels(exc.kind.value).inc()

@@ -10,26 +10,26 @@ from ca_service.errors import CAError, Kind
 GENERIC_FACTORY_CN = "Einstein2"
 
 
-def device_mac(text: str, oui_allowlist: Sequence[str] = (), what: str = "The CN") -> MacAddress:
+def device_mac(text: str, oui_allowlist: Sequence[str] = (), *, label: str = "CN") -> MacAddress:
     """Parse ``text`` as the MAC of one device and apply the identity rules.
 
     Refuses the generic factory CN ``Einstein2``, anything that is not a MAC, the all-zero and
     broadcast addresses, multicast addresses (lowest bit of the first octet set) and, when an
-    allow-list is configured, MACs outside it. Returns the canonical form. ``what`` names the
-    input in the refusal ("The CN", "The identifier").
+    allow-list is configured, MACs outside it. Returns the canonical form. ``label`` says where
+    ``text`` came from in refusals ("CN", "SAN dNSName", "identifier" ...).
     """
     if text.strip().lower() == GENERIC_FACTORY_CN.lower():
         raise CAError(
             Kind.BAD_IDENTIFIER,
-            "CN=Einstein2 is the generic Gigaset factory name shared by many devices and identifies "
-            "no device; the CN must be the device's MAC address, e.g. CN=7C2F80C6E5C2.",
+            f"{label}=Einstein2 is the generic Gigaset factory name shared by many devices and "
+            "identifies no device; the CN must be the device's MAC address, e.g. CN=7C2F80C6E5C2.",
         )
     try:
         mac = MacAddress.parse(text)
     except CAError as exc:
         raise CAError(
             Kind.BAD_IDENTIFIER,
-            f"{what} '{printable(text)}' is not a device MAC address; it must be 12 hex digits "
+            f"The {label} '{printable(text)}' is not a device MAC address; it must be 12 hex digits "
             "such as 7C2F80C6E5C2 (separators : - . are accepted).",
         ) from exc
     if mac.is_zero:
