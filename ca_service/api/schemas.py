@@ -20,7 +20,7 @@ class IssueRequestSchema(Schema):
     csr = fields.String(
         required=True,
         validate=validate.Length(min=1, max=32768),
-        metadata={"description": "PKCS#10 CSR in PEM; its CN is the device MAC (any common spelling)."},
+        metadata={"description": "PKCS#10 CSR in PEM; its CN and/or SAN dNSNames name the device MAC (any common spelling), all the same MAC."},
     )
     profile = fields.String(
         load_default=None,
@@ -79,6 +79,7 @@ class ProfileSchema(Schema):
     client_auth = fields.Boolean()
     server_auth = fields.Boolean()
     san_permanent_identifier = fields.Boolean()
+    san_dns_name = fields.Boolean()
     key_format = fields.String(metadata={"description": "pkcs8 or traditional (keys made for devices)."})
     cert_chain = fields.Boolean(metadata={"description": "Certificate downloads carry the chain."})
 
