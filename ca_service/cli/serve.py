@@ -20,7 +20,8 @@ from ca_service.cli.base import (
 )
 from ca_service.config import Settings
 
-GUNICORN_CONF = Path(__file__).resolve().parents[2] / "deploy" / "gunicorn.conf.py"
+# a file of the package, handed to gunicorn by path (see its docstring)
+GUNICORN_CONF = Path(__file__).resolve().parents[1] / "gunicorn_conf.py"
 
 
 def ensure_initialized(settings: Settings) -> Path | None:
@@ -41,15 +42,43 @@ def ensure_initialized(settings: Settings) -> Path | None:
     return token_file
 
 
+def require_active_issuer(settings: Settings) -> None:
+    """Refuse (exit status 1) unless the database holds an active issuing CA. Neither migrates nor
+    creates anything: production runs `ca-service db upgrade` and `ca-service init` itself."""
+    from ca_service.enrollment import ca_setup
+
+    services = services_of(settings)
+    try:
+        records = ca_setup.issuer_records(services.db)
+    finally:
+        services.db.dispose()
+    if not any(r.role == "issuing" and r.state == "active" for r in records):
+        pending = any(r.role == "issuing" and r.state == "pending" for r in records)
+        raise click.ClickException(
+            "The issuing CA is waiting for its certificate: run 'ca-service issuer import' first."
+            if pending
+            else "There is no issuing CA: run 'ca-service init' first (or serve without --require-ca "
+            "for a development CA).",
+        )
+
+
 @main.command()
 @click.option("--bind", default=None, help="host:port (default from settings, 127.0.0.1:8000).")
 @click.option("--workers", type=int, default=None, help="gunicorn workers (default 2 x CPUs).")
+@click.option(
+    "--require-ca",
+    is_flag=True,
+    help="Refuse to start unless the database holds an active issuing CA; never create a "
+    "development CA (production: migrations and init are separate steps).",
+)
 @click.pass_context
-def serve(ctx: click.Context, bind: str | None, workers: int | None) -> None:
-    """Run the service under gunicorn; on an empty home, set up a development CA first."""
+def serve(ctx: click.Context, bind: str | None, workers: int | None, require_ca: bool) -> None:
+    """Run the service under gunicorn; on an empty home, set up a development CA first unless
+    --require-ca is given."""
     settings = settings_of(ctx)
-    token_file = ensure_initialized(settings)
-    if token_file:
+    if require_ca:
+        require_active_issuer(settings)
+    elif token_file := ensure_initialized(settings):
         click.echo(f"created a development CA in {settings.home.resolve()}", err=True)
         click.echo(f"admin token written to {token_file.resolve()} (mode 0600)", err=True)
     env = dict(os.environ)
