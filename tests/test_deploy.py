@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from ca_service import __version__
-from tests.helpers import REPO, free_port, make_csr, openssl, sign_with_offline_root
+from tests.helpers import REPO, free_port, have, make_csr, openssl, sign_with_offline_root
 from tests.nginx import stop
 
 UNIT = REPO / "deploy" / "ca-service.service"
@@ -245,6 +245,43 @@ def test_installed_wheel_runs_as_the_unit_runs_it(host: Host, tmp_path: Path) ->
     finally:
         stop(server)
     assert not (user_home / ".gunicorn").exists()  # control_socket_disable
+
+
+@pytest.mark.slow
+def test_systemd_unit_verifies_against_the_installed_layout(host: Host) -> None:
+    """systemd-analyze verify finds every command of the unit in the installed layout (the venv
+    from the wheel, this machine's systemd units and kill), and its offline security review
+    rates the sandbox (ProtectSystem=strict, NoNewPrivileges=, ...) at exposure 2.0 or less of
+    10 (--threshold counts tenths)."""
+    if not have("systemd-analyze"):
+        pytest.fail("systemd-analyze is needed; scripts/system-deps.sh installs systemd")
+    units = host.path("/usr/lib/systemd/system")
+    if not units.exists():
+        shutil.copytree("/usr/lib/systemd/system", units, symlinks=True)
+    host.path("/usr/bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy2("/usr/bin/kill", host.path("/usr/bin/kill"))
+    if not host.path("/bin").exists():
+        host.path("/bin").symlink_to("usr/bin")  # Debian's merged /usr
+    host.path("/etc/systemd/system").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(UNIT, host.path("/etc/systemd/system/ca-service.service"))
+    installed_unit = "/etc/systemd/system/ca-service.service"
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", f"--root={host.root}", installed_unit], capture_output=True, text=True
+    )
+    assert verify.returncode == 0 and not verify.stdout + verify.stderr, verify.stdout + verify.stderr
+    security = subprocess.run(
+        [
+            "systemd-analyze",
+            "security",
+            "--offline=yes",
+            "--threshold=20",
+            f"--root={host.root}",
+            installed_unit,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert security.returncode == 0, security.stdout[-3000:]
 
 
 def wait_until_ready(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
