@@ -80,9 +80,9 @@ class Settings:
     ocsp_lifetime_seconds: int = 14400  # nextUpdate of OCSP responses
     # Web
     max_body_bytes: int = 64 * 1024
-    # where the /docs page loads Swagger UI (swagger-ui-dist) from; point it at an internal
-    # mirror on networks without internet access
-    swagger_ui_url: str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+    # empty: /docs serves Swagger UI from the pinned package; else the URL of a swagger-ui-dist
+    # folder (a CDN, a mirror) that the page loads it from
+    swagger_ui_url: str = ""
     max_import_bytes: int = 8 * 1024 * 1024  # POST /api/v1/device-imports only
     log_level: str = "INFO"
 
