@@ -50,7 +50,5 @@ def test_a_setting_file_is_refused_when_unreadable_or_doubled(tmp_path: Path) ->
     secret = tmp_path / "key-passphrase"
     secret.write_text("from the file")
     with pytest.raises(CAError) as doubled:
-        load_settings(
-            environ={"CA_SERVICE_KEY_PASSPHRASE": "from env", variable: str(secret)}
-        )
+        load_settings(environ={"CA_SERVICE_KEY_PASSPHRASE": "from env", variable: str(secret)})
     assert doubled.value.detail == f"Set CA_SERVICE_KEY_PASSPHRASE or {variable}, not both."
