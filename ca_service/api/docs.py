@@ -10,12 +10,12 @@ validator is off, and authorisations are not kept in the browser's storage.
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import flask_swagger_ui
 from flask import Blueprint, Response, send_from_directory
-from markupsafe import escape
 
 from ca_service.api.auth import services
 
