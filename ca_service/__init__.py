@@ -142,7 +142,7 @@ def build_services(settings: Settings) -> Services:
 def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI application. Settings default to :func:`load_settings` (env and TOML)."""
     from ca_service import acme
-    from ca_service.api import problems, register
+    from ca_service.api import docs, problems, register
 
     settings = settings or load_settings()
     logs.configure(settings.log_level)
@@ -154,8 +154,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL=settings.swagger_ui_url,
         API_SPEC_OPTIONS={
             "info": {
                 "description": "Private CA for device client certificates (CN = device MAC). "
@@ -169,6 +167,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     register(app, api)
     app.register_blueprint(acme.bp)
+    app.register_blueprint(docs.bp)  # /docs: Swagger UI from the pinned package (or swagger_ui_url)
 
     def in_acme() -> bool:
         return request.path == "/acme" or request.path.startswith("/acme/")

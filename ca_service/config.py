@@ -1,5 +1,9 @@
 """Settings: built-in defaults <- TOML file ($CA_SERVICE_CONFIG) <- CA_SERVICE_* environment.
 
+Every ``CA_SERVICE_<FIELD>`` may instead be given as ``CA_SERVICE_<FIELD>_FILE``, the path of a
+file that holds the value (systemd credentials, container secrets): a secret need not sit in the
+environment, the unit file or the state volume.
+
 Settings are frozen. Secrets (the key passphrase) are held in fields excluded from ``repr`` and
 from :meth:`Settings.public_dump`, so a config dump never shows them.
 """
@@ -77,9 +81,9 @@ class Settings:
     ocsp_lifetime_seconds: int = 14400  # nextUpdate of OCSP responses
     # Web
     max_body_bytes: int = 64 * 1024
-    # where the /docs page loads Swagger UI (swagger-ui-dist) from; point it at an internal
-    # mirror on networks without internet access
-    swagger_ui_url: str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+    # empty: /docs serves Swagger UI from the pinned package; else the URL of a swagger-ui-dist
+    # folder (a CDN, a mirror) that the page loads it from
+    swagger_ui_url: str = ""
     max_import_bytes: int = 8 * 1024 * 1024  # POST /api/v1/device-imports only
     log_level: str = "INFO"
     # Bounds of every database call, seconds (design decision 10): a breach answers 503
@@ -183,6 +187,15 @@ def _profiles(table: Mapping[str, Any]) -> tuple[Profile, ...]:
     return tuple(known.values())
 
 
+def _read_value_file(variable: str, path: str) -> str:
+    """The value of a setting read from the file that ``variable`` names, without surrounding
+    whitespace (a trailing newline). Errors name the file, never its content."""
+    try:
+        return Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CAError(Kind.MALFORMED, f"Cannot read the file {path} named by {variable}.") from exc
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build Settings from defaults, the TOML file named by $CA_SERVICE_CONFIG, the environment
     and finally ``overrides`` (used by tests and the CLI)."""
@@ -204,7 +217,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             else:
                 raise CAError(Kind.MALFORMED, f"Unknown setting '{key}' in {config_file}.")
     for f in fields(Settings):
-        raw = env.get(ENV_PREFIX + f.name.upper())
+        name = ENV_PREFIX + f.name.upper()
+        raw = env.get(name)
+        if name + "_FILE" in env:  # the value in a file: secrets from systemd credentials, container secrets
+            if raw is not None:
+                raise CAError(Kind.MALFORMED, f"Set {name} or {name}_FILE, not both.")
+            raw = _read_value_file(name + "_FILE", env[name + "_FILE"])
         if raw is not None and f.name != "profiles":
             values[f.name] = _coerce(f.name, hints[f.name], raw)
     values.update(overrides)

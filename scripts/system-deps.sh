@@ -14,6 +14,12 @@ command -v pebble >/dev/null || need+=(pebble)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v psql >/dev/null || need+=(postgresql)
+command -v systemd-analyze >/dev/null || need+=(systemd)  # tests/test_deploy.py: verify the unit
+command -v chromium >/dev/null || need+=(chromium)  # tests/test_docs_page.py: /docs offline
+# tests/test_container.py: build and run deploy/Containerfile (runc: see CONTAINERS_CONF there)
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -197,3 +197,28 @@ class LiveServer:
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+OFFLINE_CA_EXTENSIONS = """basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def sign_with_offline_root(tmp: Path, csr: Path) -> tuple[Path, Path]:
+    """What an operator does with an offline root and the openssl CLI: make the root (P-384) and
+    sign the issuing CA's CSR with it. Returns (issuing certificate, root certificate)."""
+    root_key, root = tmp / "offline-root.key", tmp / "offline-root.pem"
+    self_signed(
+        root_key, root, "/O=Example/CN=Offline Root", curve="P-384", days=3650,
+        ext=("basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign"),
+    )  # fmt: skip
+    ext = tmp / "offline-ca.ext"
+    ext.write_text(OFFLINE_CA_EXTENSIONS)
+    issuing = tmp / "issuing.pem"
+    openssl(
+        *("x509", "-req", "-in", str(csr), "-CA", str(root), "-CAkey", str(root_key), "-CAcreateserial"),
+        *("-days", "365", "-sha384", "-extfile", str(ext), "-out", str(issuing)),
+    )
+    return issuing, root

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import free_port, have
 
-CONF = """
+MAIN = """
 daemon off;
 master_process off;
 pid {tmp}/nginx.pid;
@@ -27,6 +27,11 @@ http {{
     fastcgi_temp_path {tmp}/fastcgi;
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
+    {http}
+}}
+"""
+
+CLIENT_CERT_SERVER = """
     server {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {server_cert};
@@ -37,7 +42,6 @@ http {{
         {crl}
         location / {{ return 200 "hello $ssl_client_s_dn\\n"; }}
     }}
-}}
 """
 
 # OpenSSL 3.0 refuses SHA-1 signatures from security level 1; an old device still sends them.
@@ -75,6 +79,24 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def start_nginx(tmp: Path, http: str, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """Debian's nginx in the foreground with its files in ``tmp`` and ``http`` inside its http
+    block; returns once it listens on ``port``. Fails the test when nginx or curl is missing."""
+    if not (have("nginx") and have("curl")):
+        pytest.fail("nginx and curl are needed; scripts/system-deps.sh installs them")
+    error_log = tmp / "error.log"
+    conf = tmp / "nginx.conf"
+    conf.write_text(MAIN.format(tmp=tmp, http=http))
+    proc = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(tmp), "-e", str(error_log)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_for_port(port, proc, error_log)
+    return proc, error_log
+
+
 class Nginx:
     """nginx requiring a client certificate that chains to ``client_ca`` (and, with ``crl``,
     is not revoked). Fails the test when nginx or curl is missing: CI installs both."""
@@ -82,29 +104,16 @@ class Nginx:
     def __init__(
         self, tmp: Path, *, server_cert: Path, server_key: Path, client_ca: Path, crl: Path | None = None
     ) -> None:
-        if not (have("nginx") and have("curl")):
-            pytest.fail("nginx and curl are needed; scripts/system-deps.sh installs them")
         self.tmp = tmp
         self.port = free_port()
-        self.error_log = tmp / "error.log"
-        conf = tmp / "nginx.conf"
-        conf.write_text(
-            CONF.format(
-                tmp=tmp,
-                port=self.port,
-                server_cert=server_cert,
-                server_key=server_key,
-                client_ca=client_ca,
-                crl=f"ssl_crl {crl};" if crl else "",
-            )
+        http = CLIENT_CERT_SERVER.format(
+            port=self.port,
+            server_cert=server_cert,
+            server_key=server_key,
+            client_ca=client_ca,
+            crl=f"ssl_crl {crl};" if crl else "",
         )
-        self.proc = subprocess.Popen(
-            ["nginx", "-c", str(conf), "-p", str(tmp), "-e", str(self.error_log)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for_port(self.port, self.proc, self.error_log)
+        self.proc, self.error_log = start_nginx(tmp, http, self.port)
 
     def get(self, cert: Path | None = None, key: Path | None = None) -> tuple[int, str]:
         """curl as the device: (HTTP status, body). Server authentication is not under test

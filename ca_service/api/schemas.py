@@ -20,7 +20,10 @@ class IssueRequestSchema(Schema):
     csr = fields.String(
         required=True,
         validate=validate.Length(min=1, max=32768),
-        metadata={"description": "PKCS#10 CSR in PEM; its CN and/or SAN dNSNames name the device MAC (any common spelling), all the same MAC."},
+        metadata={
+            "description": "PKCS#10 CSR in PEM; its CN and/or SAN dNSNames name the device MAC "
+            "(any common spelling), all the same MAC."
+        },
     )
     profile = fields.String(
         load_default=None,

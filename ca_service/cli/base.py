@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ca_service import __version__
 from ca_service.config import Settings, load_settings
 from ca_service.domain import KeyType, Principal, Role
 from ca_service.errors import CAError
@@ -60,6 +61,7 @@ class CAErrorGroup(click.Group):
 
 
 @click.group(cls=CAErrorGroup)
+@click.version_option(__version__, prog_name="ca-service")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """ca-service: a private CA for device client certificates (CN = device MAC)."""

@@ -18,22 +18,37 @@ from ca_service.cli.base import (
     upgrade_schema,
 )
 from ca_service.config import Settings
+from ca_service.issuers import lifecycle
 
-GUNICORN_CONF = Path(__file__).resolve().parents[2] / "deploy" / "gunicorn.conf.py"
+# a file of the package, handed to gunicorn by path (see its docstring)
+GUNICORN_CONF = Path(__file__).resolve().parents[1] / "gunicorn_conf.py"
 
 
 @main.command()
 @click.option("--bind", default=None, help="host:port (default from settings, 127.0.0.1:8000).")
 @click.option("--workers", type=int, default=None, help="gunicorn workers (default 2 x CPUs).")
+@click.option(
+    "--require-ca",
+    is_flag=True,
+    help="Refuse to start unless the database holds an active issuing CA; never create a "
+    "development CA (production: migrations and init are separate steps).",
+)
 @click.pass_context
-def serve(ctx: click.Context, bind: str | None, workers: int | None) -> None:
-    """Run the service under gunicorn; on an empty home, set up a development CA first."""
+def serve(ctx: click.Context, bind: str | None, workers: int | None, require_ca: bool) -> None:
+    """Run the service under gunicorn; on an empty home, set up a development CA first unless
+    --require-ca is given."""
     settings = settings_of(ctx)
-    upgrade_schema(settings)
-    token_file = services_of(settings).bootstrap()
-    if token_file:
-        click.echo(f"created a development CA in {settings.home.resolve()}", err=True)
-        click.echo(f"admin token written to {token_file.resolve()} (mode 0600)", err=True)
+    if not require_ca:
+        upgrade_schema(settings)
+    services = services_of(settings)
+    try:
+        if require_ca:
+            lifecycle.require_active(services.db)
+        elif token_file := services.bootstrap():
+            click.echo(f"created a development CA in {settings.home.resolve()}", err=True)
+            click.echo(f"admin token written to {token_file.resolve()} (mode 0600)", err=True)
+    finally:
+        services.db.dispose()
     env = dict(os.environ)
     env["CA_SERVICE_HOME"] = str(settings.home.resolve())
     env["CA_SERVICE_BIND"] = bind or settings.bind

@@ -43,6 +43,24 @@ def records(db: Database) -> list[IssuerRecord]:
         return store.all_issuers(session)
 
 
+def require_active(db: Database) -> None:
+    """Refuse (CONFLICT, naming the next step) unless an issuing CA is active. Neither migrates
+    nor creates anything: production runs ``ca-service db upgrade`` and ``init`` itself."""
+    found = records(db)
+    if any(r.role is IssuerRole.ISSUING and r.state is IssuerState.ACTIVE for r in found):
+        return
+    if any(r.role is IssuerRole.ISSUING and r.state is IssuerState.PENDING for r in found):
+        raise CAError(
+            Kind.CONFLICT,
+            "The issuing CA is waiting for its certificate: run 'ca-service issuer import' first.",
+        )
+    raise CAError(
+        Kind.CONFLICT,
+        "There is no issuing CA: run 'ca-service init' first (or serve without --require-ca for a "
+        "development CA).",
+    )
+
+
 def _add(
     session: Session,
     name: str,

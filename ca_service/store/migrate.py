@@ -8,12 +8,15 @@ from alembic.config import Config
 
 from alembic import command
 
-ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
+# alembic/ stays at the top of the repository; ca_service/migrations is a link to it, and the wheel
+# carries its files under that name (package data), so the same path holds in the source tree,
+# in an editable install and in site-packages.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

@@ -1,0 +1,85 @@
+"""gunicorn configuration for ca-service. `ca-service serve` passes this file to gunicorn by its
+path; deploy/gunicorn.conf.py links to it for `gunicorn -c deploy/gunicorn.conf.py
+'ca_service:create_app()'` in a source tree. gunicorn executes it as a file, not as a module of
+the package: the master imports no service code, so a reload (HUP) after an upgrade starts
+workers on the new code.
+
+Workers are sync workers (steadier than gthread under keep-alive load on this hardware, see
+shared/measurements.md). The app is not preloaded: each worker opens its own database
+connections and key store sessions (PKCS#11 sessions must not cross a fork).
+"""
+
+import json
+import multiprocessing
+import os
+import re
+
+from gunicorn.glogging import Logger
+
+_DOWNLOAD_TOKEN = re.compile(r"(/provisioning/(?:cert|key)/)[^/?\s]+")
+
+
+class RedactingLogger(Logger):
+    """Access log lines without the secret of one-time download URLs (/provisioning/key/<token>)."""
+
+    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("U", "r"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = _DOWNLOAD_TOKEN.sub(r"\1(redacted)", atoms[key])
+        return atoms
+
+
+logger_class = RedactingLogger
+
+bind = os.environ.get("CA_SERVICE_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("CA_SERVICE_WORKERS") or 0) or max(2, multiprocessing.cpu_count() * 2)
+worker_class = "sync"
+preload_app = False
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Request-size limits of gunicorn itself; the app caps bodies (413 problem) separately.
+limit_request_line = 8190
+limit_request_fields = 100
+# gunicorn >= 25.1 opens a control socket at $XDG_RUNTIME_DIR/gunicorn.ctl or
+# $HOME/.gunicorn/gunicorn.ctl, one path for every instance of the user: each master would delete
+# and recreate the others'. The service is managed by signals (HUP, TERM), not gunicornc.
+control_socket_disable = True
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """Once per worker after the fork: the start-up signing self-test opens this worker's key
+    store session (PKCS#11 sessions are per process) and signs a test message; a failure does
+    not stop the worker, /healthz answers 503 with the reason until the key store can sign.
+    Then the worker's CRL publisher thread starts; a database lease picks who regenerates."""
+    services = worker.wsgi.extensions["ca_service"]
+    worker.log.info("start-up self-test: %s", json.dumps(services.readiness()))
+    services.publisher.start()
+
+
+if os.environ.get("CA_SERVICE_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
+    accesslog = "-"
+    access_log_format = json.dumps(
+        {
+            "ts": "%(t)s",
+            "remote": "%(h)s",
+            "method": "%(m)s",
+            "path": "%(U)s",
+            "status": "%(s)s",
+            "bytes": "%(B)s",
+            "duration_us": "%(D)s",
+            "request_id": "%({x-request-id}o)s",
+            "pid": "%(p)s",
+        }
+    )
+errorlog = "-"
+loglevel = os.environ.get("CA_SERVICE_LOG_LEVEL", "info").lower()
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """Drop a dead worker's live gauges from the multiprocess metrics folder."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
