@@ -137,10 +137,17 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
     return f"sqlite:///{path}"
 
 
+# Key sealing at the test-only minimal KDF cost: the wrapping key's scrypt (about 0.1 s per
+# derivation, two at init and one in every process that opens it) was 15% of the fast lane.
+# Tests of the standard cost build their Settings without these.
+TEST_KDF = {"kdf_cost": "minimal", "test_only_settings": True}
+
+
 def base_settings(**overrides: Any) -> Settings:
     """The settings every test starts from (the machine's CA_SERVICE_* environment is ignored):
-    ``home`` and ``database_url`` are given, the public URL is http://ca.test."""
-    return load_settings(environ={}, **{"public_url": PUBLIC_URL, **overrides})
+    ``home`` and ``database_url`` are given, the public URL is http://ca.test, keys are sealed at
+    the minimal KDF cost."""
+    return load_settings(environ={}, **{"public_url": PUBLIC_URL, **TEST_KDF, **overrides})
 
 
 @pytest.fixture
@@ -275,6 +282,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         "CA_SERVICE_HOME": str(settings.home),
         "CA_SERVICE_DATABASE_URL": settings.database_url,
         "CA_SERVICE_PUBLIC_URL": settings.public_url,
+        "CA_SERVICE_KDF_COST": settings.kdf_cost,
+        "CA_SERVICE_TEST_ONLY_SETTINGS": str(settings.test_only_settings).lower(),
     }
 
 
