@@ -17,6 +17,8 @@ MAC = "7C2F80C6E5C2"
 
 ACCEPTED = {  # file: (MAC, key type)
     "ok-p256-sha256.csr": (MAC, "ec-p256"),
+    "faq-n870-rsa4096.csr": (MAC, "rsa-4096"),
+    "faq-n870-p256.csr": (MAC, "ec-p256"),
     "ok-p256-sha256.der": (MAC, "ec-p256"),
     "ok-new-pem-label.csr": (MAC, "ec-p256"),
     "ok-p384-sha384.csr": (MAC, "ec-p384"),

@@ -32,6 +32,11 @@ openssl req -new -sha512 -key rsa2048.key -sigopt rsa_padding_mode:pss -subj "/C
   -out ok-rsa2048-pss-sha512.csr
 openssl req -in ok-p256-sha256.csr -outform DER -out ok-p256-sha256.der
 sed 's/CERTIFICATE REQUEST-----/NEW CERTIFICATE REQUEST-----/' ok-p256-sha256.csr > ok-new-pem-label.csr
+# the README's (and the Gigaset FAQ's) two commands, as they stand: default digest (SHA-256)
+openssl genrsa -out N870-rsa.key 4096
+openssl req -new -key N870-rsa.key -subj "/CN=$MAC" -out faq-n870-rsa4096.csr
+openssl ecparam -genkey -name prime256v1 -out N870-ec.key
+openssl req -new -key N870-ec.key -subj "/CN=$MAC" -out faq-n870-p256.csr
 # what a CSR asks for beyond its key and CN is ignored by policy (the profile decides)
 openssl req -new -sha256 -key p256.key -subj "/O=Evil/CN=$MAC" \
   -addext "basicConstraints=critical,CA:TRUE" -addext "subjectAltName=DNS:evil.example" \
