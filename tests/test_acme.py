@@ -23,6 +23,8 @@ from ca_service.store.models import AcmeOrderRow, AuditRow, CertificateRow
 from tests.acme_helpers import ReplacingOrder, acme_client, new_key, nonce, raw_post, register
 from tests.helpers import LiveServer, make_csr, openssl
 
+pytestmark = pytest.mark.slow  # against gunicorn
+
 
 @pytest.fixture
 def live(services: Services, env_for: dict[str, str]) -> Iterator[LiveServer]:

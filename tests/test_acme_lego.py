@@ -14,6 +14,8 @@ from ca_service import Services
 from ca_service.store.models import CertificateRow
 from tests.helpers import LiveServer, make_csr, openssl
 
+pytestmark = pytest.mark.slow  # lego against gunicorn
+
 
 @pytest.fixture
 def live(services: Services, env_for: dict[str, str]) -> Iterator[LiveServer]:
