@@ -1,9 +1,10 @@
-# The two front-door commands: `make run` and `make test` (see README.md).
+# The front-door commands: `make run` and `make test` (see README.md); `make test-fast` is the
+# developer's loop: unit and in-process tests on SQLite, no servers, no PostgreSQL.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test venv lint openapi bench bench-crl
+.PHONY: run test test-fast venv lint openapi bench bench-crl
 
 $(BIN)/ca-service: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +28,10 @@ test: venv
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# what `make test` runs less the tests marked slow (servers, subprocesses) or postgres
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow and not postgres"
 
 openapi: venv
 	CA_SERVICE_HOME=$$(mktemp -d) $(BIN)/ca-service openapi --out openapi/openapi.json

@@ -23,6 +23,11 @@ from ca_service.errors import CAError, Kind
 
 ENV_PREFIX = "CA_SERVICE_"
 
+# Work factors of the KDFs that seal keys with the key store passphrase (today the scrypt of the
+# file wrapping key). "standard" is what a deployment uses; "minimal" makes sealing nearly free for
+# the test suite and is refused unless ``test_only_settings`` is true.
+KDF_COSTS = ("standard", "minimal")
+
 DEFAULT_PROFILES: tuple[Profile, ...] = (
     Profile(
         name="device",
@@ -42,6 +47,8 @@ class Settings:
     workers: int = 0  # 0: derived from the CPU count
     key_passphrase: str = field(default="", repr=False)  # empty: <home>/keys/passphrase
     wrapping_key_uri: str = ""  # pkcs11: URI of an AES key in a token; empty: the file wrapping key
+    kdf_cost: str = "standard"  # work factor of passphrase KDFs that seal keys (KDF_COSTS)
+    test_only_settings: bool = False  # true only in the test suite: permits kdf_cost = "minimal"
     # CSR policy (design decision 3)
     allowed_curves: tuple[str, ...] = ("secp256r1", "secp384r1")
     min_rsa_bits: int = 2048
@@ -95,7 +102,16 @@ class Settings:
     db_pause_seconds: float = 2.0  # after a database failure, fail fast this long before probing
 
     def __post_init__(self) -> None:
-        """Site-wide subject and validity settings fill what a profile leaves unset."""
+        """Site-wide subject and validity settings fill what a profile leaves unset; a lowered
+        KDF cost is refused outside the test suite."""
+        if self.kdf_cost not in KDF_COSTS:
+            raise CAError(Kind.MALFORMED, f"kdf_cost must be one of {', '.join(KDF_COSTS)}.")
+        if self.kdf_cost != "standard" and not self.test_only_settings:
+            raise CAError(
+                Kind.MALFORMED,
+                f"kdf_cost = '{self.kdf_cost}' makes sealed keys cheap to attack and is for the test "
+                "suite only (with test_only_settings = true); a deployment uses 'standard'.",
+            )
         profiles = tuple(
             dataclasses.replace(
                 p,

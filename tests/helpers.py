@@ -1,17 +1,22 @@
-"""Test helpers: the real openssl CLI, CSRs made by it, free ports, a live gunicorn server."""
+"""Test helpers: the real openssl CLI, CSRs made by it, an ASN.1 reading of certificates that
+does not go through cryptography, free ports, a live gunicorn server."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+from pyasn1.codec.der import decoder
+from pyasn1_modules import rfc4043, rfc5280
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,6 +122,37 @@ def version2_csr(tmp: Path, cn: str = "7C2F80C6E5C2") -> Path:
     out = tmp / "v2.der"
     out.write_bytes(bytes(der))
     return out
+
+
+def csr_signature_algorithms(csr: Path) -> list[str]:
+    """The signature algorithm names that ``openssl req -text`` prints for a CSR."""
+    text = openssl("req", "-in", str(csr), "-noout", "-text").stdout.decode()
+    return re.findall(r"Signature Algorithm: (\S+)", text)
+
+
+def permanent_identifiers(certificate_pem: str) -> list[tuple[str, str | None]]:
+    """The RFC 4043 PermanentIdentifier otherNames in the SAN of the first certificate in
+    ``certificate_pem``, as (identifierValue, assigner OID or None): the certificate, the SAN
+    extension and each value are DER-decoded with pyasn1's RFC 5280 and RFC 4043 modules, and a
+    decoding that leaves octets over fails."""
+    first = certificate_pem[: certificate_pem.index("-----END CERTIFICATE-----") + 25]
+    cert, rest = decoder.decode(ssl.PEM_cert_to_DER_cert(first), asn1Spec=rfc5280.Certificate())
+    assert rest == b""
+    found: list[tuple[str, str | None]] = []
+    for ext in cert["tbsCertificate"]["extensions"]:
+        if ext["extnID"] != rfc5280.id_ce_subjectAltName:
+            continue
+        names, rest = decoder.decode(bytes(ext["extnValue"]), asn1Spec=rfc5280.SubjectAltName())
+        assert rest == b""
+        for name in names:
+            other = name["otherName"] if name.getName() == "otherName" else None
+            if other is None or other["type-id"] != rfc4043.id_on_permanentIdentifier:
+                continue
+            value, rest = decoder.decode(bytes(other["value"]), asn1Spec=rfc4043.PermanentIdentifier())
+            assert rest == b""
+            assigner = str(value["assigner"]) if value["assigner"].isValue else None
+            found.append((str(value["identifierValue"]), assigner))
+    return found
 
 
 def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

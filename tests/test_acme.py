@@ -22,6 +22,8 @@ from ca_service.store.models import AcmeOrderRow, AuditRow, CertificateRow
 from tests.acme_helpers import ReplacingOrder, acme_client, new_key, nonce, raw_post, register
 from tests.helpers import LiveServer, make_csr, openssl
 
+pytestmark = pytest.mark.slow  # against gunicorn
+
 
 def verify_chain(base_url: str, fullchain: str, tmp: Path) -> None:
     (tmp / "root.pem").write_bytes(requests.get(base_url + "/ca/root.pem", timeout=10).content)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from ca_service import Services
 from ca_service.store.models import CertificateRow
 from tests.helpers import LiveServer, make_csr, openssl
+
+pytestmark = pytest.mark.slow  # lego against gunicorn
 
 
 def test_lego_with_eab_and_openssl_csr(live: LiveServer, services: Services, tmp_path: Path) -> None:

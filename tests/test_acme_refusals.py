@@ -41,6 +41,7 @@ def refused(response: requests.Response, acme_type: str, status: int = 400) -> d
     return body
 
 
+@pytest.mark.slow  # against gunicorn
 def test_jws_refusals(live: LiveServer, services: Services) -> None:
     acme = acme_client(live.url)
     regr = register(services, acme)
@@ -85,6 +86,7 @@ def test_jws_refusals(live: LiveServer, services: Services) -> None:
     assert stored(services) == before
 
 
+@pytest.mark.slow  # against gunicorn
 def test_new_account_refusals(live: LiveServer, services: Services) -> None:
     acme = acme_client(live.url)
     url = acme.directory["newAccount"]
@@ -122,6 +124,7 @@ def test_new_account_refusals(live: LiveServer, services: Services) -> None:
     assert stored(services) == after
 
 
+@pytest.mark.slow  # against gunicorn
 def test_order_refusals(live: LiveServer, services: Services, tmp_path: Path) -> None:
     acme = acme_client(live.url)
     regr = register(services, acme, scope="7C2F80")

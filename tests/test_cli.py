@@ -10,9 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.helpers import REPO, cli, free_port, make_csr, openssl, self_signed
+
+pytestmark = pytest.mark.slow  # the CLI as subprocesses, and a served home
 
 
 def test_init_issue_and_refuse_overwrite(env_for: dict[str, str], tmp_path: Path) -> None:

@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from ca_service import create_app
+from ca_service.domain import Profile
 from ca_service.store.models import AuditRow, CertificateRow
-from tests.helpers import make_csr, openssl
+from tests.csr_vectors import read
+from tests.helpers import csr_signature_algorithms, make_csr, openssl, permanent_identifiers
 
 
 def chain_files(client: FlaskClient, tmp: Path) -> tuple[Path, Path]:
@@ -19,12 +22,17 @@ def chain_files(client: FlaskClient, tmp: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize(
-    ("kind", "sigalg"), [("rsa-4096", "sha256WithRSAEncryption"), ("ec-p256", "ecdsa-with-SHA256")]
+    ("vector", "sigalg"),
+    [("faq-n870-rsa4096.csr", "sha256WithRSAEncryption"), ("faq-n870-p256.csr", "ecdsa-with-SHA256")],
 )
 def test_faq_workflow(
-    client: FlaskClient, admin: dict[str, str], tmp_path: Path, services, kind: str, sigalg: str
+    client: FlaskClient, admin: dict[str, str], tmp_path: Path, services, vector: str, sigalg: str
 ) -> None:
-    _, csr = make_csr(tmp_path, "7C2F80C6E5C2", kind, name="N870")
+    """The README's (the Gigaset FAQ's) openssl commands made these CSRs (tests/vectors/README.md);
+    the service stands in for ``openssl x509 -req``."""
+    csr = tmp_path / "N870.csr"
+    csr.write_bytes(read(vector))
+    kind = "rsa" if "rsa" in vector else "ec"
     response = client.post("/api/v1/certificates", json={"csr": csr.read_text()}, headers=admin)
     assert response.status_code == 201, response.json
     body = response.json
@@ -44,20 +52,36 @@ def test_faq_workflow(
     assert "CA:FALSE" in text
     assert "TLS Web Client Authentication, TLS Web Server Authentication" in text
     assert "URI:http://ca.test/crl/" in text and "OCSP - URI:http://ca.test/ocsp" in text
-    assert "Permanent Identifier" in text
-    assert ("Key Encipherment" in text) == kind.startswith("rsa")
+    assert permanent_identifiers(body["certificate_pem"]) == [("7C2F80C6E5C2", None)]  # RFC 4043
+    assert ("Key Encipherment" in text) == (kind == "rsa")
     serial = openssl("x509", "-in", str(crt), "-noout", "-serial").stdout.decode().strip()
     assert serial == f"serial={body['serial']}"
     # the CSR's key is certified: the public keys match
     pub_csr = openssl("req", "-in", str(csr), "-noout", "-pubkey").stdout
     pub_crt = openssl("x509", "-in", str(crt), "-noout", "-pubkey").stdout
     assert pub_csr == pub_crt
-    assert sigalg  # the CSR's own signature algorithm, as the FAQ makes it
+    assert csr_signature_algorithms(csr) == [sigalg]  # the CSR's own, as the FAQ's command makes it
     with services.db.read() as session:
         row = session.query(CertificateRow).one()
         assert row.serial == body["serial"] and row.mac == "7C2F80C6E5C2"
         audit = session.query(AuditRow).filter_by(action="certificate.issue").one()
         assert audit.serial == body["serial"] and audit.outcome == "success"
+
+
+def test_profile_without_the_permanent_identifier(
+    make_settings, services, admin: dict[str, str], tmp_path: Path
+) -> None:
+    """san_permanent_identifier and san_dns_name false: no otherName, and no SAN extension at all."""
+    profile = Profile(name="device", san_permanent_identifier=False, san_dns_name=False)
+    app = create_app(make_settings(profiles=(profile,)))
+    _, csr = make_csr(tmp_path, "7C2F80C6E5C2")
+    response = app.test_client().post("/api/v1/certificates", json={"csr": csr.read_text()}, headers=admin)
+    assert response.status_code == 201, response.json
+    assert permanent_identifiers(response.json["certificate_pem"]) == []
+    (tmp_path / "leaf.pem").write_text(response.json["certificate_pem"])
+    text = openssl("x509", "-in", str(tmp_path / "leaf.pem"), "-noout", "-text").stdout.decode()
+    assert "Subject Alternative Name" not in text and "Subject: CN = 7C2F80C6E5C2" in text
+    app.extensions["ca_service"].db.dispose()
 
 
 def test_get_certificate_json_and_pem(client: FlaskClient, admin: dict[str, str], tmp_path: Path) -> None:

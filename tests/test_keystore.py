@@ -83,9 +83,8 @@ def test_pin_from_environment_and_missing_pin_sources(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("CA_TEST_PIN", "4321")
-    assert Pkcs11Uri.parse(
-        f"pkcs11:token=t;object=k?module-path={MODULE}&pin-source=env:CA_TEST_PIN"
-    ).read_pin()
+    uri = Pkcs11Uri.parse(f"pkcs11:token=t;object=k?module-path={MODULE}&pin-source=env:CA_TEST_PIN")
+    assert uri.read_pin() == "4321"
     for source in ("env:CA_TEST_NO_SUCH_PIN", f"file:{tmp_path}/no-such-pin"):
         with pytest.raises(CAError) as caught:
             Pkcs11Uri.parse(f"pkcs11:token=t;object=k?module-path={MODULE}&pin-source={source}").read_pin()

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from ca_service import Services, build_services, create_app
 from ca_service.config import Settings
 from ca_service.enrollment.tokens import create_token
+from ca_service.errors import CAError, Kind
 from ca_service.issuers import lifecycle as ca_setup
 from ca_service.keystore.pkcs11 import session as pkcs11_session
 from ca_service.store.models import AuditRow, CertificateRow
@@ -130,8 +131,9 @@ def test_rotation_refuses_a_second_pending_issuer(ca: Ca, tmp_path: Path) -> Non
     result = ca_setup.rotate(ca.services.db, ca.settings, key_uri=ca.key_uri("issuing-2"), csr_only=True)
     assert result.csr_pem and "BEGIN CERTIFICATE REQUEST" in result.csr_pem
     before = ca.counts()
-    with pytest.raises(Exception, match="already waiting for its certificate"):
+    with pytest.raises(CAError, match="already waiting for its certificate") as refused:
         ca_setup.rotate(ca.services.db, ca.settings, key_uri=ca.key_uri("issuing-3"))
+    assert refused.value.kind is Kind.CONFLICT
     assert ca.counts() == before
     status, cert = ca.issue(tmp_path, "7C2F80000003")  # the active issuer still signs
     assert status == 201 and cert["issuer"].startswith("issuing-") and cert["issuer"] != result.issuing_name

@@ -5,10 +5,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 
 from ca_service.store.models import CertificateRow
 from tests.helpers import LiveServer, make_csr, openssl
+
+pytestmark = pytest.mark.slow  # against gunicorn
 
 
 def test_concurrent_issuance_through_workers(services, admin, env_for, tmp_path: Path) -> None:

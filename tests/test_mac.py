@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from ca_service.domain import MacAddress
 from ca_service.errors import CAError, Kind
 from ca_service.policy import device_mac
+from tests.strategies import mac_spellings, macs, spelling
 
 octets = st.lists(st.integers(0, 255), min_size=6, max_size=6)
 
@@ -35,6 +38,27 @@ def test_every_spelling_normalises_to_one_value(values: list[int]) -> None:
         assert MacAddress.parse(text).value == canonical
 
 
+@given(macs, st.data())
+def test_every_documented_spelling_in_any_case_normalises_to_one_value(
+    mac: MacAddress, data: st.DataObject
+) -> None:
+    """Spellings drawn digit by digit (each digit's case, the separator style, white space
+    around): all give the one canonical value."""
+    texts = data.draw(st.lists(spelling(mac), min_size=1, max_size=5))
+    assert {MacAddress.parse(t) for t in texts} == {mac}
+
+
+@given(st.one_of(mac_spellings(), st.text(string.printable, max_size=40)))
+def test_accepted_ascii_is_its_own_hex_digits(text: str) -> None:
+    """Parsing never invents, drops or reorders a digit: the canonical value of an accepted ASCII
+    text is its hex digits, upper-cased."""
+    try:
+        mac = MacAddress.parse(text)
+    except CAError:
+        return
+    assert mac.value == "".join(c for c in text if c in string.hexdigits).upper()
+
+
 @given(st.text(max_size=80))
 def test_junk_raises_only_caerror(text: str) -> None:
     try:
@@ -45,12 +69,14 @@ def test_junk_raises_only_caerror(text: str) -> None:
         assert len(mac.value) == 12 and mac.value == mac.value.upper()
 
 
-@given(st.text(max_size=80))
+@given(st.one_of(st.text(max_size=80), mac_spellings()))
 def test_device_mac_junk_raises_only_caerror(text: str) -> None:
     try:
-        device_mac(text)
-    except CAError:
-        pass
+        mac = device_mac(text)
+    except CAError as exc:
+        assert exc.kind is Kind.BAD_IDENTIFIER
+        return
+    assert mac == MacAddress.parse(text) and not (mac.is_multicast or mac.is_zero)
 
 
 @given(octets)

@@ -64,7 +64,8 @@ def test_xml_document_and_step() -> None:
         "flags": "CLIENT_CERT",
     }
     empty = ET.fromstring(document(None))
-    assert empty.attrib == {"version": "1.1", "productID": "e2"} and len(empty.find("custom") or []) == 0
+    custom = empty.find("custom")  # present and empty (an Element without children is falsy)
+    assert empty.attrib == {"version": "1.1", "productID": "e2"} and custom is not None and len(custom) == 0
 
 
 def test_wrapping_key_is_stable_sealed_and_bound(tmp_path: Path) -> None:

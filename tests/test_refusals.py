@@ -1,15 +1,18 @@
-"""Every refusal of item 7: the status, the problem type, a detail naming the rule, nothing written."""
+"""Refusals through the REST API: the status, the problem type, a detail naming the rule, nothing
+written. CSRs come from tests/vectors/csr/ (the policy itself is tested over all of them in
+tests/test_policy_csr.py)."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
 from ca_service import Services, create_app
+from ca_service.errors import Kind
 from ca_service.store.models import AuditRow, CertificateRow, DeviceRow
+from tests.csr_vectors import REFUSED, read
 from tests.helpers import make_csr, openssl
 
 PREFIX = "urn:ca-service:problem:"
@@ -34,65 +37,49 @@ def refused(client: FlaskClient, headers: dict[str, str], csr: str, services: Se
     return body
 
 
-def tampered_signature(csr_pem: bytes) -> str:
-    der = openssl("req", "-in", "/dev/stdin", "-outform", "DER", input=csr_pem).stdout
-    flipped = der[:-3] + bytes([der[-3] ^ 0x01]) + der[-2:]
-    b64 = base64.encodebytes(flipped).decode()
-    return f"-----BEGIN CERTIFICATE REQUEST-----\n{b64}-----END CERTIFICATE REQUEST-----\n"
-
-
-CASES = [
-    # (name, cn, key kind, digest, status, kind, words in detail)
-    ("sha1", "7C2F80C6E5C2", "rsa-2048", "sha1", 422, "bad-signature-algorithm", "SHA1"),
-    ("md5", "7C2F80C6E5C2", "rsa-2048", "md5", 422, "bad-signature-algorithm", "MD5"),
-    ("rsa1024", "7C2F80C6E5C2", "rsa-1024", "sha256", 422, "bad-key", "shorter than 2048 bits"),
-    ("dsa", "7C2F80C6E5C2", "dsa-2048", "sha256", 422, "bad-key", "keys are refused"),
-    ("ed25519", "7C2F80C6E5C2", "ed25519", "sha256", 422, "bad-key", "Ed25519 keys are refused"),
-    ("p521", "7C2F80C6E5C2", "ec-p521", "sha256", 422, "bad-key", "P-521 is refused"),
-    ("secp256k1", "7C2F80C6E5C2", "ec-k256", "sha256", 422, "bad-key", "is refused"),
-    ("einstein2", "Einstein2", "ec-p256", "sha256", 422, "bad-identifier", "generic Gigaset factory name"),
-    ("not-a-mac", "provisioning.example.com", "ec-p256", "sha256", 422, "bad-identifier", "not a device MAC"),
-    ("wrong-length", "7C2F80C6E5", "ec-p256", "sha256", 422, "bad-identifier", "not a device MAC"),
-    ("zero", "00:00:00:00:00:00", "ec-p256", "sha256", 422, "bad-identifier", "all-zero"),
-    ("broadcast", "ff-ff-ff-ff-ff-ff", "ec-p256", "sha256", 422, "bad-identifier", "broadcast"),
-    ("multicast", "01:00:5E:00:00:FB", "ec-p256", "sha256", 422, "bad-identifier", "multicast"),
+STATUS = {Kind.BAD_CSR: 400, Kind.BAD_SIGNATURE_ALGORITHM: 422, Kind.BAD_KEY: 422, Kind.BAD_IDENTIFIER: 422}
+# One file per rule through the API; every file is checked against the policy itself in
+# tests/test_policy_csr.py (the openssl recipes are in tests/vectors/README.md).
+THROUGH_THE_API = [
+    "sha1-rsa2048.csr",
+    "md5-rsa2048.csr",
+    "key-rsa1024.csr",
+    "key-ed25519.csr",
+    "key-p521.csr",
+    "cn-einstein2.csr",
+    "cn-twice.csr",
+    "cn-multicast-mac.csr",
+    "broken-signature.csr",
+    "bad-version.csr",
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "cn", "kind", "digest", "status", "ptype", "words"), CASES, ids=[c[0] for c in CASES]
-)
-def test_csr_refusals(
-    client, admin, services, tmp_path: Path, name, cn, kind, digest, status, ptype, words
-) -> None:
-    _, csr = make_csr(tmp_path, cn, kind, digest)
-    body = refused(client, admin, csr.read_text(), services)
-    assert body["_status"] == status, body
-    assert body["type"] == PREFIX + ptype
+@pytest.mark.parametrize("name", THROUGH_THE_API)
+def test_csr_refusals(client, admin, services, name: str) -> None:
+    kind, words = REFUSED[name]
+    body = refused(client, admin, read(name).decode(), services)
+    assert body["_status"] == STATUS[kind], body
+    assert body["type"] == PREFIX + kind.value
     assert words in body["detail"]
 
 
-def test_bad_csr_signature(client, admin, services, tmp_path: Path) -> None:
-    _, csr = make_csr(tmp_path, "7C2F80C6E5C2")
-    body = refused(client, admin, tampered_signature(csr.read_bytes()), services)
-    assert body["_status"] == 400 and body["type"] == PREFIX + "bad-csr"
-    assert "does not verify" in body["detail"]
-
-
 @pytest.mark.parametrize(
-    "junk",
+    ("junk", "status", "ptype", "words"),
     [
-        "",
-        "hello",
-        "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
-        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-        "\x00\xff" * 50,
+        ("", 422, "about:blank", "does not match the schema"),  # the schema: 1 to 32768 characters
+        ("hello", 400, PREFIX + "bad-csr", "cannot be parsed"),
+        ("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", 400,
+         PREFIX + "bad-csr", "cannot be parsed"),
+        ("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", 400, PREFIX + "bad-csr",
+         "cannot be parsed"),
+        ("\x00\xff" * 50, 400, PREFIX + "bad-csr", "cannot be parsed"),
     ],
-)
-def test_broken_pem(client, admin, services, junk: str) -> None:
+    ids=["empty", "text", "bad-base64-body", "a-certificate", "binary"],
+)  # fmt: skip
+def test_broken_pem(client, admin, services, junk: str, status: int, ptype: str, words: str) -> None:
     body = refused(client, admin, junk, services)
-    assert body["_status"] in (400, 422)
-    assert body["type"] in (PREFIX + "bad-csr", "about:blank")
+    assert (body["_status"], body["type"]) == (status, ptype)
+    assert words in body["detail"]
 
 
 def test_scope_refusal(client, token, services, tmp_path: Path) -> None:
@@ -115,28 +102,28 @@ def test_oui_allowlist(make_settings, services, token, tmp_path: Path) -> None:
     )
 
 
-def test_authentication_refusals(client, services, token, tmp_path: Path) -> None:
-    _, csr = make_csr(tmp_path, "7C2F80C6E5C2")
+GOOD_CSR = "ok-p256-sha256.csr"  # CN=7C2F80C6E5C2, P-256, SHA-256: accepted by the policy
+
+
+def test_authentication_refusals(client, services, token) -> None:
     for headers in ({}, {"Authorization": "Bearer cas_nope"}, {"Authorization": "Basic eDp5"}):
-        body = refused(client, headers, csr.read_text(), services)
+        body = refused(client, headers, read(GOOD_CSR).decode(), services)
         assert body["_status"] == 401 and body["type"] == PREFIX + "unauthorized"
 
 
-def test_revoked_token_is_refused(client, services, tmp_path: Path) -> None:
+def test_revoked_token_is_refused(client, services) -> None:
     from ca_service.enrollment.tokens import create_token, revoke_token
 
     value = create_token(services.db, name="gone", role="admin")
     revoke_token(services.db, "gone")
-    _, csr = make_csr(tmp_path, "7C2F80C6E5C2")
-    body = refused(client, {"Authorization": f"Bearer {value}"}, csr.read_text(), services)
+    body = refused(client, {"Authorization": f"Bearer {value}"}, read(GOOD_CSR).decode(), services)
     assert body["_status"] == 401
 
 
-def test_unknown_profile(client, admin, services, tmp_path: Path) -> None:
-    _, csr = make_csr(tmp_path, "7C2F80C6E5C2")
+def test_unknown_profile(client, admin, services) -> None:
     before = counts(services)
     response = client.post(
-        "/api/v1/certificates", json={"csr": csr.read_text(), "profile": "nope"}, headers=admin
+        "/api/v1/certificates", json={"csr": read(GOOD_CSR).decode(), "profile": "nope"}, headers=admin
     )
     assert response.status_code == 404 and "known profiles: device" in response.json["detail"]
     assert counts(services) == before
@@ -145,24 +132,8 @@ def test_unknown_profile(client, admin, services, tmp_path: Path) -> None:
 def test_csr_extensions_are_ignored(client, admin, tmp_path: Path) -> None:
     """A CSR asking for CA:TRUE, O=Evil and a SAN with the MAC in another spelling gets the
     profile's extensions and subject, nothing else (the SAN names the canonical MAC)."""
-    key = tmp_path / "k.pem"
-    openssl("ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", str(key))
-    csr = tmp_path / "x.csr"
-    openssl(
-        "req",
-        "-new",
-        "-key",
-        str(key),
-        "-subj",
-        "/O=Evil/CN=7C2F80C6E5C2",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "subjectAltName=DNS:7c2f.80c6.e5c2",
-        "-out",
-        str(csr),
-    )
-    response = client.post("/api/v1/certificates", json={"csr": csr.read_text()}, headers=admin)
+    csr = read("ok-asks-for-ca.csr").decode()
+    response = client.post("/api/v1/certificates", json={"csr": csr}, headers=admin)
     assert response.status_code == 201
     crt = tmp_path / "x.crt"
     crt.write_text(response.json["certificate_pem"])

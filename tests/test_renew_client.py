@@ -19,6 +19,8 @@ from ca_service import Services
 from ca_service.store.models import AcmeOrderRow, CertificateRow, utcnow
 from tests.helpers import REPO, LiveServer, openssl
 
+pytestmark = pytest.mark.slow  # the renew CLI against gunicorn
+
 MACS = {"inside": "7C2F80000001", "outside": "7C2F80000002", "expired": "7C2F80000003"}
 
 

@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,13 +100,13 @@ def test_rest_renewal_info_replaces_and_lineage(
         assert [a.detail.get("replaces") for a in audit] == [None, first["serial"]]
 
 
-def test_renewals_due_api_and_cli(
-    client: FlaskClient, services: Services, admin: dict[str, str], token, tmp_path: Path, env_for
-) -> None:
-    a = issue(client, admin, tmp_path, "7C2F80000001", "a").json
-    b = issue(client, admin, tmp_path, "7C2F80000002", "b").json
-    c = issue(client, admin, tmp_path, "001A2B000003", "c").json
-    issue(client, admin, tmp_path, "7C2F80000002", "b2", replaces=b["serial"])  # b has a successor
+def _due_soon(client: FlaskClient, services: Services, admin: dict[str, str], tmp: Path) -> list[str]:
+    """Four certificates, three of them expiring in 10 days, one of those already renewed:
+    returns the serials due (the first and the third)."""
+    a = issue(client, admin, tmp, "7C2F80000001", "a").json
+    b = issue(client, admin, tmp, "7C2F80000002", "b").json
+    c = issue(client, admin, tmp, "001A2B000003", "c").json
+    issue(client, admin, tmp, "7C2F80000002", "b2", replaces=b["serial"])  # b has a successor
     soon = datetime.now(UTC) + timedelta(days=10)
     with services.db.write() as session:
         session.execute(
@@ -113,14 +114,28 @@ def test_renewals_due_api_and_cli(
             .where(CertificateRow.serial.in_([a["serial"], b["serial"], c["serial"]]))
             .values(not_after=soon)
         )
+    return [a["serial"], c["serial"]]
+
+
+def test_renewals_due_api(
+    client: FlaskClient, services: Services, admin: dict[str, str], token, tmp_path: Path
+) -> None:
+    due_serials = _due_soon(client, services, admin, tmp_path)
     due = client.get("/api/v1/renewals/due?days=30", headers=admin)
     assert due.status_code == 200
-    assert sorted(d["serial"] for d in due.json) == sorted([a["serial"], c["serial"]])
+    assert sorted(d["serial"] for d in due.json) == sorted(due_serials)
     assert client.get("/api/v1/renewals/due?days=5", headers=admin).json == []
     scoped = client.get("/api/v1/renewals/due?days=30", headers=token("provisioner", "7C2F80")).json
-    assert [d["serial"] for d in scoped] == [a["serial"]]
+    assert [d["serial"] for d in scoped] == [due_serials[0]]
     bad = client.get("/api/v1/renewals/due?days=-1", headers=admin)
     assert bad.status_code == 422
+
+
+@pytest.mark.slow  # the CLI as a subprocess
+def test_renewals_due_cli(
+    client: FlaskClient, services: Services, admin: dict[str, str], tmp_path: Path, env_for
+) -> None:
+    due_serials = _due_soon(client, services, admin, tmp_path)
     cli = subprocess.run(
         [sys.executable, "-m", "ca_service.cli", "renewals", "due", "--days", "30", "--json"],
         capture_output=True,
@@ -128,9 +143,10 @@ def test_renewals_due_api_and_cli(
         cwd=REPO,
         check=True,
     )
-    assert sorted(d["serial"] for d in json.loads(cli.stdout)) == sorted([a["serial"], c["serial"]])
+    assert sorted(d["serial"] for d in json.loads(cli.stdout)) == sorted(due_serials)
 
 
+@pytest.mark.slow  # the CLI as subprocesses
 def test_eab_create_cli(services: Services, env_for: dict[str, str]) -> None:
     run = [
         sys.executable,

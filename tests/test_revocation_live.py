@@ -17,6 +17,8 @@ from ca_service.domain import Principal, Role
 from ca_service.store.models import AuditRow
 from tests.helpers import LiveServer, make_csr, openssl
 
+pytestmark = pytest.mark.slow  # against gunicorn
+
 ADMIN = Principal(name="test-admin", role=Role.ADMIN)
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.helpers import cli
 from tests.nginx import Nginx
 from tests.revocation_helpers import ca_files, issue
+
+pytestmark = pytest.mark.slow  # nginx and CLI subprocesses
 
 
 def test_nginx_refuses_revoked_device(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
@@ -38,6 +39,7 @@ def test_docs_and_openapi_served(client) -> None:
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 
 
+@pytest.mark.slow  # the CLI as a subprocess
 def test_cli_openapi_matches(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -6,7 +6,9 @@ A random 256-bit key, made once at ``<home>/keys/wrapping.key`` (mode 0600). The
 sealed like the other file keys: AES-256-GCM under a key derived with scrypt (RFC 7914) from the
 key store passphrase, so a copy of the home folder (a backup, a stolen disk) without the
 passphrase - which may come from ``CA_SERVICE_KEY_PASSPHRASE`` rather than the disk - does not
-yield it.
+yield it. The scrypt parameters follow ``Settings.kdf_cost`` when the file is made and are named
+by the file's format marker, so reading never depends on the setting; a file sealed at the
+test-only ``minimal`` cost opens only where that cost is permitted.
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from ca_service.files import write_private
 from ca_service.keystore import scheme_of
 from ca_service.keystore.file import FileKeyStore
 
-MAGIC = b"CASWK1"  # format marker of the sealed file
+MAGIC = b"CASWK1"  # format marker of the sealed file (scrypt at the standard cost)
+# format marker -> (kdf_cost, scrypt n, r, p); the marker is also the seal's associated data
+SEALS = {
+    MAGIC: ("standard", 2**15, 8, 1),  # 32 MiB, about 0.1 s
+    b"CASWT1": ("minimal", 2**4, 8, 1),  # test suite only (Settings.kdf_cost)
+}
+MARKER_OF = {cost: marker for marker, (cost, *_) in SEALS.items()}
 NONCE_BYTES = 12
 SALT_BYTES = 16
 KEY_BYTES = 32
@@ -58,8 +66,9 @@ class WrappingKey:
             ) from exc
 
 
-def _kdf(passphrase: bytes, salt: bytes) -> bytes:
-    return Scrypt(salt=salt, length=KEY_BYTES, n=2**15, r=8, p=1).derive(passphrase)
+def _kdf(passphrase: bytes, salt: bytes, marker: bytes) -> bytes:
+    _, n, r, p = SEALS[marker]
+    return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(passphrase)
 
 
 def _create_once(path: Path, data: bytes) -> None:
@@ -116,27 +125,35 @@ def _pkcs11_module() -> Any:
 def file_wrapping_key(settings: Settings) -> WrappingKey:
     """The file store's wrapping key, created on first use and loaded once per process (its
     scrypt unsealing is deliberately slow)."""
-    return _load(settings.keys_dir / "wrapping.key", FileKeyStore(settings).passphrase())
+    return _load(settings.keys_dir / "wrapping.key", FileKeyStore(settings).passphrase(), settings.kdf_cost)
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: Path, passphrase: bytes) -> WrappingKey:
+def _load(path: Path, passphrase: bytes, kdf_cost: str) -> WrappingKey:
     if not path.exists():
         key, salt, nonce = (
             secrets.token_bytes(KEY_BYTES),
             secrets.token_bytes(SALT_BYTES),
             secrets.token_bytes(NONCE_BYTES),
         )
-        sealed = AESGCM(_kdf(passphrase, salt)).encrypt(nonce, key, MAGIC)
-        _create_once(path, MAGIC + salt + nonce + sealed)
+        marker = MARKER_OF[kdf_cost]
+        sealed = AESGCM(_kdf(passphrase, salt, marker)).encrypt(nonce, key, marker)
+        _create_once(path, marker + salt + nonce + sealed)
     data = path.read_bytes()
-    if not data.startswith(MAGIC):
+    marker = data[: len(MAGIC)]
+    if marker not in SEALS:
         raise CAError(Kind.UNAVAILABLE, "The wrapping key file is not in a known format.")
+    if SEALS[marker][0] == "minimal" and kdf_cost != "minimal":
+        raise CAError(
+            Kind.UNAVAILABLE,
+            "The wrapping key file is sealed at the test-only minimal KDF cost; a deployment never "
+            "uses such a file.",
+        )
     salt = data[len(MAGIC) : len(MAGIC) + SALT_BYTES]
     nonce = data[len(MAGIC) + SALT_BYTES : len(MAGIC) + SALT_BYTES + NONCE_BYTES]
     try:
-        key = AESGCM(_kdf(passphrase, salt)).decrypt(
-            nonce, data[len(MAGIC) + SALT_BYTES + NONCE_BYTES :], MAGIC
+        key = AESGCM(_kdf(passphrase, salt, marker)).decrypt(
+            nonce, data[len(MAGIC) + SALT_BYTES + NONCE_BYTES :], marker
         )
     except InvalidTag as exc:
         raise CAError(
