@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, request
 from flask_smorest import Api
@@ -28,7 +29,7 @@ from ca_service.issuers import Directory, Signers, lifecycle
 from ca_service.renewal.info import Renewals
 from ca_service.revocation import OcspResponder, Publisher, Revocation
 from ca_service.store import Database
-from ca_service.store.db import Bounds, DatabaseUnavailable
+from ca_service.store.db import Bounds, DatabaseUnavailable, serving_requests
 
 __version__ = "0.1.0"
 log = logging.getLogger("ca_service")
@@ -92,7 +93,6 @@ class Services:
                 for e in expiring
             ],
         }
-
 
     def bootstrap(self) -> Path | None:
         """On an empty database: create a development CA, publish its first (empty) CRL and
@@ -167,7 +167,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     register(app, api)
     app.register_blueprint(acme.bp)
-    app.register_blueprint(docs.bp)  # /docs: Swagger UI from the pinned package (or swagger_ui_url)
+    app.register_blueprint(docs.bp)
+    wsgi_app = app.wsgi_app
+
+    def bounded(environ: dict[str, Any], start_response: Any) -> Any:
+        """Each request's database transactions run under the wall-clock bound (decision 10)."""
+        with serving_requests():
+            return wsgi_app(environ, start_response)
+
+    app.wsgi_app = bounded  # type: ignore[method-assign]  # /docs: Swagger UI from the pinned package (or swagger_ui_url)
 
     def in_acme() -> bool:
         return request.path == "/acme" or request.path.startswith("/acme/")

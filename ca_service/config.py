@@ -84,7 +84,10 @@ class Settings:
     crl_cache_seconds: int = 300  # Cache-Control max-age of a served CRL (never past nextUpdate)
     crl_coalesce_ms: int = 500  # revocations arriving within this window share one regeneration
     crl_check_seconds: int = 30  # how often each worker's publisher looks for due work
-    crl_lease_seconds: int = 300  # a regenerating worker's lease; another may take over after it
+    crl_lease_seconds: int = (
+        10  # a publishing worker's lease, renewed while it builds; a dead holder's runs out
+    )
+    crl_stale_after_seconds: int = 60  # /healthz says stale when a revocation waits longer for its CRL
     ocsp_lifetime_seconds: int = 14400  # nextUpdate of OCSP responses
     # Web
     max_body_bytes: int = 64 * 1024

@@ -77,6 +77,15 @@ errorlog = "-"
 loglevel = os.environ.get("CA_SERVICE_LOG_LEVEL", "info").lower()
 
 
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    """In the worker, as it exits (SIGTERM of the master, a restart, max-requests): stop the CRL
+    publisher and release its leases, so another worker or host publishes without waiting for
+    them to run out."""
+    services = getattr(worker.wsgi, "extensions", {}).get("ca_service")
+    if services is not None:
+        services.publisher.stop()
+
+
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """Drop a dead worker's live gauges from the multiprocess metrics folder."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

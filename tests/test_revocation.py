@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from ca_service.store.models import AuditRow, CertificateRow, CrlRow
+from ca_service.store.models import AuditRow, CertificateRow, CrlPendingRow, CrlRow
 from tests.helpers import openssl
 from tests.revocation_helpers import ca_files, issue
 
@@ -100,9 +100,8 @@ def test_crl_numbers_http_caching_and_pending(
     assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > number1.crl_number
     assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
     assert second.headers["ETag"] != first.headers["ETag"]
-    with services.db.read() as session:
-        row = session.scalars(select(CrlRow)).one()
-        assert row.built_revision == row.revision == 1
+    with services.db.read() as session:  # the published CRL covers every revocation made
+        assert session.scalar(select(func.count()).select_from(CrlPendingRow)) == 0
 
 
 def test_expired_entries_dropped_unless_configured(
@@ -132,8 +131,8 @@ def _state(services) -> tuple[int, int, int]:
     with services.db.read() as session:
         revoked = session.scalar(select(func.count()).where(CertificateRow.status == "revoked"))
         audits = session.scalar(select(func.count()).select_from(AuditRow))
-        revision = session.scalar(select(func.coalesce(func.sum(CrlRow.revision), 0)))
-    return revoked, audits, revision
+        pending = session.scalar(select(func.count()).select_from(CrlPendingRow))
+    return revoked, audits, pending
 
 
 def test_bad_revocations_change_nothing(
@@ -315,7 +314,7 @@ def test_lease_elects_one_publisher_and_numbers_never_go_back(services, settings
             session,
             issuer_id,
             number=first,
-            revision=0,
+            covered=[],
             der=b"old",
             entries=0,
             this_update=now,
@@ -341,3 +340,29 @@ def test_ocsp_certid_with_an_unknown_hash_is_malformed(
     assert (
         ocsp.load_der_ocsp_response(answer.data).response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     )
+
+
+def test_health_says_stale_when_a_revocation_waits_too_long(
+    client: FlaskClient, app: Flask, admin: dict[str, str], tmp_path: Path, services
+) -> None:
+    """A revocation that the published CRL misses for longer than crl_stale_after_seconds makes
+    /healthz 503 and shows in the age metric; publishing clears both."""
+    publish(app)
+    serial, _ = issue(client, admin, tmp_path, "7C2F80000021", "w")
+    client.post(f"/api/v1/certificates/{serial}/revoke", json={"reason": "superseded"}, headers=admin)
+    assert client.get("/healthz").json["checks"]["crl"] == "ok"  # within the bound (60 s)
+    with services.db.write() as session:  # the revocation has waited two minutes
+        session.execute(update(CrlPendingRow).values(revoked_at=datetime.now(UTC) - timedelta(minutes=2)))
+    stale = client.get("/healthz")
+    assert (
+        stale.status_code == 503
+        and "misses 1 revocation(s), the oldest for 12" in stale.json["checks"]["crl"]
+    )
+    metric = next(
+        line
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith("ca_crl_oldest_pending_revocation_seconds{")
+    )
+    assert float(metric.split()[-1]) >= 120
+    publish(app)
+    assert client.get("/healthz").status_code == 200

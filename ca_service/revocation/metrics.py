@@ -1,7 +1,7 @@
 """Prometheus metrics of CRL publication, read from the database at scrape time.
 
-The values come from the shared ``crls`` rows, not from worker memory, so every gunicorn worker
-answers a scrape with the same figures: no multiprocess directory is needed.
+The values come from the shared ``crls`` and ``crl_pending`` rows, not from worker memory, so
+every gunicorn worker answers a scrape with the same figures: no multiprocess directory is needed.
 """
 
 from __future__ import annotations
@@ -35,11 +35,17 @@ class CrlCollector(Collector):
             "stale": GaugeMetricFamily(
                 "ca_crl_stale", "1 when the CRL is unpublished or past its nextUpdate", labels=["issuer"]
             ),
+            "waiting": GaugeMetricFamily(
+                "ca_crl_oldest_pending_revocation_seconds",
+                "Age of the oldest revocation not yet in the published CRL (0: none)",
+                labels=["issuer"],
+            ),
         }
         for h in self.revocation.health():
             families["number"].add_metric([h.issuer], h.number or 0)
             families["entries"].add_metric([h.issuer], h.entries)
             families["next"].add_metric([h.issuer], h.next_update.timestamp() if h.next_update else 0)
             families["pending"].add_metric([h.issuer], h.pending)
-            families["stale"].add_metric([h.issuer], 1 if h.stale(now) else 0)
+            families["stale"].add_metric([h.issuer], 1 if h.past_next_update(now) else 0)
+            families["waiting"].add_metric([h.issuer], h.waiting(now))
         yield from families.values()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from ca_service.errors import CAError
 from ca_service.revocation.service import Revocation
 
 log = logging.getLogger("ca_service.revocation")
@@ -39,14 +40,19 @@ class Publisher:
         """Ask the thread (if this worker runs one) to look for due CRLs now."""
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 5.0) -> None:
+        """Stop the thread (waiting up to ``wait`` seconds for a build to finish) and release
+        every lease this worker holds, so another worker publishes at once (a build still
+        running is fenced: its CRL number is older than the next one)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=wait)
+        self.revocation.release_leases()
 
     def _run(self) -> None:
         settings = self.revocation.settings
+        failing: str | None = None
         while not self._stop.is_set():
             poked = self._wake.wait(settings.crl_check_seconds)
             if self._stop.is_set():
@@ -56,6 +62,11 @@ class Publisher:
                 self._wake.clear()
             try:
                 left = self.revocation.publish_due()
+                failing = None
+            except CAError as exc:  # the database or key store is away: one line per change
+                if exc.detail != failing:
+                    log.warning("CRL publication waits", extra={"detail": exc.detail})
+                failing, left = exc.detail, True
             except Exception:  # keep the thread alive; /healthz and metrics show a stale CRL
                 log.exception("CRL publication failed")
                 left = True

@@ -15,11 +15,11 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -37,6 +37,7 @@ from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
 from ca_service.store import revocations as store
 from ca_service.store.certificates import CertificateRecord
+from ca_service.store.db import DatabaseUnavailable
 
 log = logging.getLogger("ca_service.revocation")
 
@@ -77,9 +78,14 @@ class CrlHealth:
     next_update: datetime | None
     pending: int  # revocations not yet in the published CRL
     entries: int
+    oldest_pending: datetime | None = None
 
-    def stale(self, now: datetime) -> bool:
+    def past_next_update(self, now: datetime) -> bool:
         return self.next_update is None or self.next_update <= now
+
+    def waiting(self, now: datetime) -> float:
+        """Seconds the oldest revocation missing from the published CRL has waited (0: none)."""
+        return max(0.0, (now - self.oldest_pending).total_seconds()) if self.oldest_pending else 0.0
 
 
 class Revocation:
@@ -93,6 +99,7 @@ class Revocation:
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._served: dict[int, PublishedCrl] = {}
         self._served_lock = threading.Lock()
+        self._held: set[int] = set()  # issuer ids whose publication lease this worker holds
         self.on_revoke: list[Callable[[], None]] = []  # called after a committed revocation
 
     # -- revoking: one core behind every entry point ------------------------------------------
@@ -279,43 +286,89 @@ class Revocation:
         ``crl_refresh_seconds``, if this worker wins the issuer's lease. Returns True when some
         due CRL was left to another worker's live lease (call again shortly)."""
         left = False
-        now = datetime.now(UTC)
         for issuer_id in self.directory.get().signing:
             with self.db.read() as session:
-                state = store.crl_state(session, issuer_id)
-            if not (force or self._due(state, now)):
+                state = store.crl_states(session, issuer_id).get(issuer_id)
+            if not (force or self._due(state, datetime.now(UTC))):
                 continue
-            lease_until = now + timedelta(seconds=self.settings.crl_lease_seconds)
-            with self.db.write() as session:
-                got = store.take_lease(session, issuer_id, self.owner, now, lease_until)
-            if not got:
-                left = True
-                continue
-            try:
+            with self.lease(issuer_id) as held:
+                if not held:
+                    left = True
+                    continue
                 self.regenerate(issuer_id)
-            finally:
-                with self.db.write() as session:
-                    store.release_lease(session, issuer_id, self.owner)
         return left
 
-    def _due(self, state: Any, now: datetime) -> bool:
+    @contextmanager
+    def lease(self, issuer_id: int) -> Iterator[bool]:
+        """Hold the issuer's publication lease for the block (yields False when another worker
+        holds a live one). The lease is short (``crl_lease_seconds``) and renewed by a heartbeat
+        thread while the block runs, released when it ends and on shutdown
+        (:meth:`release_leases`), so a worker killed mid-build blocks the others for one lease
+        at most; a late writer's CRL is still refused by its number (fencing)."""
+        seconds = self.settings.crl_lease_seconds
+        now = datetime.now(UTC)
+        with self.db.write() as session:
+            held = store.take_lease(session, issuer_id, self.owner, now, now + timedelta(seconds=seconds))
+        if not held:
+            yield False
+            return
+        done = threading.Event()
+        self._held.add(issuer_id)
+
+        def heartbeat() -> None:
+            while not done.wait(seconds / 3):
+                try:
+                    with self.db.write() as session:
+                        until = datetime.now(UTC) + timedelta(seconds=seconds)
+                        if not store.renew_lease(session, issuer_id, self.owner, until):
+                            log.warning("CRL lease lost", extra={"issuer_id": issuer_id})
+                            return
+                except CAError as exc:  # the database is away: the lease runs out by itself
+                    log.warning("CRL lease not renewed", extra={"issuer_id": issuer_id, "detail": exc.detail})
+
+        beat = threading.Thread(target=heartbeat, name=f"crl-lease-{issuer_id}", daemon=True)
+        beat.start()
+        try:
+            yield True
+        finally:
+            done.set()
+            beat.join(timeout=seconds)
+            self._release(issuer_id)
+
+    def _release(self, issuer_id: int) -> None:
+        self._held.discard(issuer_id)
+        try:
+            with self.db.write() as session:
+                store.release_lease(session, issuer_id, self.owner)
+        except CAError as exc:  # it expires on its own shortly
+            log.warning("CRL lease not released", extra={"issuer_id": issuer_id, "detail": exc.detail})
+
+    def release_leases(self) -> None:
+        """Give up every lease this worker holds (gunicorn's worker exit hook calls this)."""
+        for issuer_id in list(self._held):
+            self._release(issuer_id)
+
+    def _due(self, state: store.CrlState | None, now: datetime) -> bool:
         """Unpublished, missing a revocation, or old enough for the schedule (or past nextUpdate)."""
-        if state is None or state.published_number is None or state.built_revision < state.revision:
+        if state is None or state.published_number is None or state.pending:
             return True
+        assert state.this_update is not None and state.next_update is not None
         refresh = timedelta(seconds=self.settings.crl_refresh_seconds)
         return bool(min(state.this_update + refresh, state.next_update) <= now)
 
     def regenerate(self, issuer_id: int) -> int:
         """Build, sign and store the full CRL of one issuer; returns its CRL number. The caller
-        holds the lease; the number is taken first so that it is never reused."""
+        holds the lease; the number is taken first so that it is never reused. The pending
+        revocations are read before the entries, and only those are marked published."""
         issuer = self.signers.for_id(issuer_id)
         with self.db.write() as session:
             store.ensure_crl_row(session, issuer_id)
-            number, revision = store.next_number(session, issuer_id)
+            number = store.next_number(session, issuer_id)
         this_update = datetime.now(UTC).replace(microsecond=0)
         next_update = this_update + timedelta(seconds=self.settings.crl_lifetime_seconds)
         cutoff = this_update if self.settings.crl_drop_expired else None
         with self.db.read() as session:
+            covered = store.pending_ids(session, issuer_id)
             rows = store.revoked_entries(session, issuer_id, cutoff)
             entries = ((int(s, 16), at, reason_flag(r), inv) for s, at, r, inv in rows)
             der, count = sign_crl(issuer, number, this_update, next_update, entries)
@@ -324,7 +377,7 @@ class Revocation:
                 session,
                 issuer_id,
                 number=number,
-                revision=revision,
+                covered=covered,
                 der=der,
                 entries=count,
                 this_update=this_update,
@@ -355,7 +408,7 @@ class Revocation:
         root = self.signers.issuer(ca)
         with self.db.write() as session:
             store.ensure_crl_row(session, ca.id)
-            number, _ = store.next_number(session, ca.id)
+            number = store.next_number(session, ca.id)
             audit.record(
                 session, actor="system", action="crl.root", detail={"issuer": ca.name, "number": number}
             )
@@ -366,21 +419,28 @@ class Revocation:
 
     # -- serving ----------------------------------------------------------------------------
     def published(self, issuer_name: str) -> PublishedCrl:
-        """The stored CRL of an issuer; the bytes are kept per worker until the number changes."""
+        """The stored CRL of an issuer; the bytes are kept per worker until the number changes.
+        While the database cannot answer, the bytes this worker holds are served until their
+        nextUpdate (relying parties may cache them that long anyway)."""
         found = [k for k, ca in self.directory.get().signing.items() if ca.name == issuer_name]
         if not found:
             raise CAError(Kind.NOT_FOUND, f"No issuing CA named '{issuer_name[:64]}'.")
         issuer_id = found[0]
-        with self.db.read() as session:
-            state = store.crl_state(session, issuer_id)
-            if state is None or state.published_number is None:
-                raise CAError(
-                    Kind.UNAVAILABLE, f"The CRL of {issuer_name} is not published yet; retry shortly."
-                )
-            cached = self._served.get(issuer_id)
-            if cached is not None and cached.number == state.published_number:
+        cached = self._served.get(issuer_id)
+        try:
+            with self.db.read() as session:
+                state = store.crl_states(session, issuer_id).get(issuer_id)
+                if state is None or state.published_number is None:
+                    raise CAError(
+                        Kind.UNAVAILABLE, f"The CRL of {issuer_name} is not published yet; retry shortly."
+                    )
+                if cached is not None and cached.number == state.published_number:
+                    return cached
+                row = store.published_crl(session, issuer_id)
+        except DatabaseUnavailable:
+            if cached is not None and cached.next_update > datetime.now(UTC):
                 return cached
-            row = store.published_crl(session, issuer_id)
+            raise
         crl = PublishedCrl(issuer_name, row.number, row.der, row.this_update, row.next_update)
         with self._served_lock:
             self._served[issuer_id] = crl
@@ -390,29 +450,41 @@ class Revocation:
         """CRL state of every signing issuer (for /healthz and /metrics)."""
         signing = self.directory.get().signing
         with self.db.read() as session:
-            states = {s.issuer_id: s for s in store.crl_states(session)}
+            states = store.crl_states(session)
         out = []
         for issuer_id, issuer in signing.items():
-            s = states.get(issuer_id)
-            if s is None:
-                out.append(CrlHealth(issuer.name, None, None, None, 0, 0))
-                continue
-            pending = max(0, s.revision - max(s.built_revision, 0))
+            st = states.get(issuer_id) or store.CrlState(issuer_id, None, 0, None, None)
             out.append(
-                CrlHealth(issuer.name, s.published_number, s.this_update, s.next_update, pending, s.entries)
+                CrlHealth(
+                    issuer.name,
+                    st.published_number,
+                    st.this_update,
+                    st.next_update,
+                    st.pending,
+                    st.entries,
+                    st.oldest_pending,
+                )
             )
         return out
 
     def health_check(self) -> str:
-        """'ok', or a sentence naming each CRL that is unpublished or past its nextUpdate."""
+        """'ok', or a sentence naming each CRL that is unpublished, past its nextUpdate, or
+        missing a revocation for longer than ``crl_stale_after_seconds``."""
         now = datetime.now(UTC)
-        problems = [
-            f"the CRL of {h.issuer} is not published"
-            if h.number is None
-            else f"the CRL of {h.issuer} is past its nextUpdate ({h.next_update:%Y-%m-%dT%H:%M:%SZ})"
-            for h in self.health()
-            if h.stale(now)
-        ]
+        bound = self.settings.crl_stale_after_seconds
+        problems = []
+        for h in self.health():
+            if h.number is None:
+                problems.append(f"the CRL of {h.issuer} is not published")
+            elif h.past_next_update(now):
+                problems.append(
+                    f"the CRL of {h.issuer} is past its nextUpdate ({h.next_update:%Y-%m-%dT%H:%M:%SZ})"
+                )
+            elif h.waiting(now) > bound:
+                problems.append(
+                    f"the CRL of {h.issuer} misses {h.pending} revocation(s), the oldest for "
+                    f"{h.waiting(now):.0f} s (allowed: {bound} s)"
+                )
         if not problems:
             return "ok"
         text = "; ".join(problems)

@@ -8,9 +8,11 @@ Every call is bounded (:class:`Bounds`): connecting, waiting for a pooled connec
 statement, each lock wait, and a link that stops answering (TCP keepalives and
 ``tcp_user_timeout`` on PostgreSQL; the busy timeout on SQLite). A peer that accepts bytes and
 never answers (a stalled proxy, a frozen server) defeats all of those, so a request's whole
-transaction also runs under a wall-clock alarm (``transaction``; the main thread of a sync
-worker, where requests run). A breached bound is a ``CAError(UNAVAILABLE)``: a 503 problem with
-Retry-After, never a hang; SQLAlchemy drops a connection interrupted that way.
+transaction also runs under a wall-clock alarm (``transaction``) while a web request is served
+(:func:`serving_requests`; the main thread of a sync worker, where requests run); CLI jobs and
+the CRL publisher's long reads are bounded by the statement timeout instead. A breached bound
+is a ``CAError(UNAVAILABLE)``: a 503 problem with Retry-After, never a hang; SQLAlchemy drops a
+connection interrupted that way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +121,7 @@ class Database:
         if time.monotonic() < self._paused_until:
             raise DatabaseUnavailable("The database is not available; try again shortly.")
         try:
-            with _bounded(self.bounds.transaction), _unavailable_as_caerror():
+            with _bounded(self.bounds.transaction if _IN_REQUEST.get() else 0), _unavailable_as_caerror():
                 yield
         except DatabaseUnavailable:
             self._paused_until = time.monotonic() + self.bounds.pause
@@ -130,6 +133,19 @@ class Database:
             self.write_engine.dispose()
 
 
+_IN_REQUEST: ContextVar[bool] = ContextVar("ca_service_in_request", default=False)
+
+
+@contextmanager
+def serving_requests() -> Iterator[None]:
+    """Mark the enclosed work as a web request: its transactions get the wall-clock bound."""
+    token = _IN_REQUEST.set(True)
+    try:
+        yield
+    finally:
+        _IN_REQUEST.reset(token)
+
+
 class _Deadline(BaseException):
     """The alarm of :func:`_bounded`. Not an ``Exception``: SQLAlchemy then invalidates the
     interrupted connection instead of talking to it again."""
@@ -139,7 +155,11 @@ class _Deadline(BaseException):
 def _bounded(seconds: float) -> Iterator[None]:
     """Run the block under a SIGALRM deadline (main thread only; an outer bound wins). Any
     failure after the deadline fired is UNAVAILABLE."""
-    if threading.current_thread() is not threading.main_thread() or signal.getitimer(signal.ITIMER_REAL)[0]:
+    if (
+        not seconds
+        or threading.current_thread() is not threading.main_thread()
+        or signal.getitimer(signal.ITIMER_REAL)[0]
+    ):
         yield
         return
     state = {"fired": False, "done": False}

@@ -315,27 +315,38 @@ class AcmeOrderRow(Base):
 
 # -- revocation (issue 4): per issuer, CRL counters and lease, and the published CRL bytes -----
 class CrlRow(Base):
-    """The CRL state of one issuer: the counters that keep workers and hosts in step.
+    """The CRL state of one issuer, touched only by the worker that publishes it.
 
     ``number`` is the last CRL number handed out (``UPDATE ... SET number = number + 1``, so the
-    database makes it strictly increasing); ``revision`` counts revocations and ``built_revision``
-    says which of them the published CRL contains. The lease columns elect the one worker that
-    regenerates. The bytes live in :class:`CrlDataRow`, so that the revision bump in every
-    revoking transaction never rewrites a CRL of megabytes.
+    database makes it strictly increasing); the lease columns elect the one worker that
+    regenerates. Revoking transactions never write this row (they insert a
+    :class:`CrlPendingRow`), so a transaction stuck anywhere cannot stall another host's
+    revocations. The bytes live in :class:`CrlDataRow`.
     """
 
     __tablename__ = "crls"
 
     issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"), primary_key=True)
     number: Mapped[int] = mapped_column(BigInteger, default=0)
-    revision: Mapped[int] = mapped_column(BigInteger, default=0)
-    built_revision: Mapped[int] = mapped_column(BigInteger, default=-1)
     published_number: Mapped[int | None] = mapped_column(BigInteger)
     entries: Mapped[int] = mapped_column(Integer, default=0)
     this_update: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_update: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CrlPendingRow(Base):
+    """A revocation that the published CRL of its issuer does not contain yet: inserted by the
+    revoking transaction (an insert takes no lock another revocation needs), deleted by the
+    publication that includes it."""
+
+    __tablename__ = "crl_pending"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"), index=True)
+    serial: Mapped[str] = mapped_column(String(42))
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class CrlDataRow(Base):

@@ -1,19 +1,24 @@
-"""Revocation state: revoking certificate rows, and the per-issuer CRL row (numbers, lease,
-stored bytes). Every counter and lock here is a database row, so workers and hosts agree."""
+"""Revocation state: revoking certificate rows, the revocations each CRL still misses, and the
+per-issuer CRL row (numbers, lease, stored bytes). Every counter and lock here is a database row,
+so workers and hosts agree; a revoking transaction only updates its certificate and inserts its
+pending row, so it never waits for another host's transaction on a shared counter."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, insert, select, type_coerce, update
+from sqlalchemy import DateTime, delete, func, insert, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ca_service.store.models import CertificateRow, CrlDataRow, CrlRow
+from ca_service.store.models import CertificateRow, CrlDataRow, CrlPendingRow, CrlRow
 
 STREAM_ROWS = 20_000
+DELETE_CHUNK = 1_000
+CORE = {"synchronize_session": False}
 
 
 def mark_revoked(
@@ -32,43 +37,54 @@ def mark_revoked(
     ).scalar_one_or_none()
     if issuer_id is None:
         return False
-    bump_revision(session, issuer_id)
+    session.execute(insert(CrlPendingRow).values(issuer_id=issuer_id, serial=serial, revoked_at=at))
     return True
 
 
 def ensure_crl_row(session: Session, issuer_id: int) -> None:
-    values = {"issuer_id": issuer_id, "number": 0, "revision": 0, "built_revision": -1, "entries": 0}
-    if session.get_bind().dialect.name == "postgresql":
-        stmt: Any = postgresql.insert(CrlRow).values(**values).on_conflict_do_nothing()
-    else:
-        stmt = sqlite.insert(CrlRow).values(**values).on_conflict_do_nothing()
-    session.execute(stmt)
+    values = {"issuer_id": issuer_id, "number": 0, "entries": 0}
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(CrlRow).values(**values).on_conflict_do_nothing())
 
 
-def bump_revision(session: Session, issuer_id: int) -> None:
-    """Record that the CRL of ``issuer_id`` misses a revocation (in the revoking transaction)."""
-    ensure_crl_row(session, issuer_id)
-    session.execute(update(CrlRow).where(CrlRow.issuer_id == issuer_id).values(revision=CrlRow.revision + 1))
+@dataclass(frozen=True)
+class CrlState:
+    """One issuer's CRL as published, and the revocations it still misses."""
+
+    issuer_id: int
+    published_number: int | None
+    entries: int
+    this_update: datetime | None
+    next_update: datetime | None
+    pending: int = 0
+    oldest_pending: datetime | None = None  # when the longest-waiting revocation was made
 
 
-_STATE_COLUMNS = (
-    CrlRow.issuer_id,
-    CrlRow.revision,
-    CrlRow.built_revision,
-    CrlRow.published_number,
-    CrlRow.entries,
-    CrlRow.this_update,
-    CrlRow.next_update,
-)
+def crl_states(session: Session, issuer_id: int | None = None) -> dict[int, CrlState]:
+    """CRL states by issuer id (one issuer, or all), without the CRL bytes."""
+    rows = select(
+        CrlRow.issuer_id, CrlRow.published_number, CrlRow.entries, CrlRow.this_update, CrlRow.next_update
+    )
+    waiting = select(CrlPendingRow.issuer_id, func.count(), func.min(CrlPendingRow.revoked_at)).group_by(
+        CrlPendingRow.issuer_id
+    )
+    if issuer_id is not None:
+        rows, waiting = (
+            rows.where(CrlRow.issuer_id == issuer_id),
+            waiting.where(CrlPendingRow.issuer_id == issuer_id),
+        )
+    pending = {r[0]: (int(r[1]), r[2]) for r in session.execute(waiting)}
+    states = {r[0]: CrlState(*r, *pending.pop(r[0], (0, None))) for r in session.execute(rows)}
+    for missing, (count, oldest) in pending.items():  # revoked before any CRL row existed
+        states[missing] = CrlState(missing, None, 0, None, None, count, oldest)
+    return states
 
 
-def crl_states(session: Session) -> list[Any]:
-    """Every issuer's CRL state without the CRL bytes."""
-    return list(session.execute(select(*_STATE_COLUMNS)))
-
-
-def crl_state(session: Session, issuer_id: int) -> Any:
-    return session.execute(select(*_STATE_COLUMNS).where(CrlRow.issuer_id == issuer_id)).first()
+def pending_ids(session: Session, issuer_id: int) -> list[int]:
+    """The pending revocations of ``issuer_id`` that are committed now. Read them before the
+    CRL's entries: each one's certificate row is then in the entries, and a revocation that
+    commits in between stays pending for the next CRL."""
+    return list(session.scalars(select(CrlPendingRow.id).where(CrlPendingRow.issuer_id == issuer_id)))
 
 
 def published_crl(session: Session, issuer_id: int) -> Any:
@@ -78,6 +94,16 @@ def published_crl(session: Session, issuer_id: int) -> Any:
             CrlDataRow.issuer_id == issuer_id
         )
     ).first()
+
+
+def renew_lease(session: Session, issuer_id: int, owner: str, until: datetime) -> bool:
+    """Extend a held lease (the heartbeat of a long build); False when it was lost."""
+    result = session.execute(
+        update(CrlRow)
+        .where(CrlRow.issuer_id == issuer_id, CrlRow.lease_owner == owner)
+        .values(lease_until=until)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def take_lease(session: Session, issuer_id: int, owner: str, now: datetime, until: datetime) -> bool:
@@ -102,15 +128,15 @@ def release_lease(session: Session, issuer_id: int, owner: str) -> None:
     )
 
 
-def next_number(session: Session, issuer_id: int) -> tuple[int, int]:
-    """Hand out the next CRL number (RFC 5280 5.2.3) and the revision it will cover."""
-    row = session.execute(
+def next_number(session: Session, issuer_id: int) -> int:
+    """Hand out the next CRL number (RFC 5280 5.2.3)."""
+    number = session.execute(
         update(CrlRow)
         .where(CrlRow.issuer_id == issuer_id)
         .values(number=CrlRow.number + 1)
-        .returning(CrlRow.number, CrlRow.revision)
-    ).one()
-    return int(row[0]), int(row[1])
+        .returning(CrlRow.number)
+    ).scalar_one()
+    return int(number)
 
 
 def store_crl(
@@ -118,13 +144,16 @@ def store_crl(
     issuer_id: int,
     *,
     number: int,
-    revision: int,
+    covered: list[int],
     der: bytes,
     entries: int,
     this_update: datetime,
     next_update: datetime,
 ) -> bool:
-    """Publish a signed CRL unless a higher number is already published (never go back)."""
+    """Publish a signed CRL unless a higher number is already published (never go back), and
+    forget the pending revocations it ``covered`` (ids from :func:`pending_ids`): exactly those,
+    so one that committed meanwhile stays pending. A late writer's older CRL is refused by its
+    number, whoever holds the lease now."""
     result = session.execute(
         update(CrlRow)
         .where(
@@ -133,7 +162,6 @@ def store_crl(
         )
         .values(
             published_number=number,
-            built_revision=revision,
             entries=entries,
             this_update=this_update,
             next_update=next_update,
@@ -141,6 +169,9 @@ def store_crl(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    for start in range(0, len(covered), DELETE_CHUNK):
+        chunk = covered[start : start + DELETE_CHUNK]
+        session.execute(delete(CrlPendingRow).where(CrlPendingRow.id.in_(chunk)), execution_options=CORE)
     values = {"number": number, "this_update": this_update, "next_update": next_update, "der": der}
     exists = session.scalar(select(CrlDataRow.issuer_id).where(CrlDataRow.issuer_id == issuer_id))
     if exists is None:
