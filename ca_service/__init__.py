@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from ca_service import logs
 from ca_service.bundle.service import Bundle
+from ca_service.clock import SYSTEM, Clock
 from ca_service.config import Settings, load_settings
 from ca_service.enrollment import Enrollment
 from ca_service.enrollment.acme import AcmeAuthority
@@ -36,6 +37,7 @@ log = logging.getLogger("ca_service")
 WAITS_FOR_KEYSTORE = "Waits for the key store (see 'keystore')."
 WAITS_FOR_DATABASE = "Waits for the database (see 'database')."
 KEYSTORE_NOT_READY = "The issuing key cannot sign; the service log says why."
+HEALTH_SELF_TEST_SECONDS = 5.0
 
 
 @dataclass
@@ -65,7 +67,8 @@ class Services:
         except CAError as exc:
             checks["database"] = exc.detail
         try:
-            self.signers.self_test()  # logs the reason itself: /healthz is public
+            # a test younger than HEALTH_SELF_TEST_SECONDS is reused: a probe costs no signature
+            self.signers.self_test(max_age=HEALTH_SELF_TEST_SECONDS)  # logs the reason itself
             checks["keystore"] = "ok"
         except DatabaseUnavailable:  # the CA records could not be read: not the key store's fault
             checks["keystore"] = WAITS_FOR_DATABASE
@@ -106,7 +109,7 @@ class Services:
         return token_file
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
     db = Database(
         settings.sqlalchemy_url,
         Bounds(
@@ -119,7 +122,7 @@ def build_services(settings: Settings) -> Services:
         ),
     )
     directory = Directory(db, settings.issuer_refresh_seconds)
-    signers = Signers(directory, settings)
+    signers = Signers(directory, settings, clock)
     enrollment = Enrollment(db, directory, signers, settings)
     revocation = Revocation(db, directory, signers, settings)
     return Services(
@@ -139,7 +142,7 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask:
     """The WSGI application. Settings default to :func:`load_settings` (env and TOML)."""
     from ca_service import acme
     from ca_service.api import docs, problems, register
@@ -162,7 +165,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    services = build_services(settings)
+    services = build_services(settings, clock)
     app.extensions["ca_service"] = services
     api = Api(app)
     register(app, api)

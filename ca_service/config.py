@@ -87,6 +87,7 @@ class Settings:
     crl_lease_seconds: int = (
         10  # a publishing worker's lease, renewed while it builds; a dead holder's runs out
     )
+    keystore_check_seconds: int = 30  # each worker signs a test message this often (health)
     crl_stale_after_seconds: int = 60  # /healthz says stale when a revocation waits longer for its CRL
     ocsp_lifetime_seconds: int = 14400  # nextUpdate of OCSP responses
     # Web

@@ -268,3 +268,4 @@ class IssuerRecord:
     subject: str = ""
     not_before: datetime | None = None
     not_after: datetime | None = None
+    checked_at: datetime | None = None  # the last successful 'ca-service issuer check'

@@ -12,7 +12,9 @@ from flask.testing import FlaskClient
 
 from ca_service import Services, create_app
 from ca_service.config import Settings
+from ca_service.clock import MovableClock
 from ca_service.issuers import CANNOT_SIGN
+from ca_service.issuers.signers import MAX_BACKOFF
 from tests.helpers import LiveServer, cli, make_csr
 from tests.softhsm import Token
 
@@ -51,7 +53,8 @@ def test_file_key_moved_away_public_reads_stay_up_signing_says_503(
     key_file = next((settings.home / "keys").glob(f"{issuer}.pem"))
     key_file.rename(tmp_path / "moved-away.pem")
 
-    fresh = create_app(settings)  # a worker started while the key is gone
+    clock = MovableClock()
+    fresh = create_app(settings, clock)  # a worker started while the key is gone
     fresh.config["TESTING"] = True
     web = fresh.test_client()
     try:
@@ -71,7 +74,8 @@ def test_file_key_moved_away_public_reads_stay_up_signing_says_503(
         fresh.extensions["ca_service"].db.dispose()
 
     key_file.parent.mkdir(exist_ok=True)
-    (tmp_path / "moved-away.pem").rename(key_file)  # the key is back: signing heals, no restart
+    (tmp_path / "moved-away.pem").rename(key_file)  # the key is back: signing heals, no restart,
+    clock.advance(MAX_BACKOFF)  # once the back-off has passed
     healed = web.post("/api/v1/certificates", json={"csr": csr.read_text()}, headers=admin)
     assert healed.status_code == 201
 

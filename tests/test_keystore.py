@@ -187,7 +187,7 @@ def test_pkcs11_wrong_pin_is_unavailable_and_never_shown(hsm_token: Token, ks_se
     with pytest.raises(CAError) as caught:
         load_key(hsm_token.uri("issuing"), ks_settings)
     assert caught.value.kind is Kind.UNAVAILABLE
-    assert "check the PIN in its pin-source" in caught.value.detail
+    assert "refused the PIN" in caught.value.detail and "pin-source" in caught.value.detail
     assert "wrong-pin" not in caught.value.detail and hsm_token.pin not in caught.value.detail
 
 

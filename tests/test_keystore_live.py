@@ -4,6 +4,8 @@ session after the fork), pick up an issuer rotation made by the CLI, and never s
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -90,3 +92,65 @@ def test_two_workers_issue_concurrently_from_one_softhsm_key(
     assert len(pids) == 2, "both workers signed with the token"
     for text in (log, listing, config):
         assert hsm_token.pin not in text
+
+
+@pytest.fixture(scope="session")
+def login_counter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/pkcs11_login_counter.c built with the system's C compiler: a PKCS#11 module that
+    wraps SoftHSM2 and logs every C_Login, so a test counts the PIN attempts the token sees."""
+    out = tmp_path_factory.mktemp("pkcs11-shim") / "login-counter.so"
+    source = Path(__file__).with_name("pkcs11_login_counter.c")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(out), str(source), "-ldl"], check=True)
+    return out
+
+
+def test_a_refused_pin_is_offered_once_per_worker_until_the_operator_checks(
+    settings: Settings, env_for: dict[str, str], hsm_token: Token, tmp_path: Path, login_counter: Path
+) -> None:
+    """A real HSM locks its user after a few wrong PINs. Workers whose PIN the token refused offer
+    it once each, not once per request or per back-off step, log one line each, and try again
+    only after 'ca-service issuer check' found the fixed PIN working."""
+    logins = tmp_path / "logins"
+    env = {
+        **env_for,
+        **hsm_token.hsm.env,
+        "PKCS11_REAL_MODULE": hsm_token.hsm.module,
+        "PKCS11_LOGIN_LOG": str(logins),
+        "CA_SERVICE_ISSUER_REFRESH_SECONDS": "0",
+    }
+    uri = lambda name: hsm_token.uri(name).replace(hsm_token.hsm.module, str(login_counter))  # noqa: E731
+    cli(env, "init", "--key-uri", uri("issuing"), "--root-key-uri", uri("root"))
+    admin = {
+        "Authorization": "Bearer "
+        + cli(env, "token", "create", "--role", "admin", "--name", "a").stdout.strip()
+    }
+    csr = make_csr(tmp_path, "7C2F80000040")[1].read_text()
+    hsm_token.pin_file.write_text("wrong-pin-0000\n")
+    logins.write_text("")
+    server = LiveServer(env, workers=2).start()
+    try:
+        for _ in range(12):  # spread over both workers, past several back-off steps of theirs
+            refused = requests.post(
+                server.url + "/api/v1/certificates", json={"csr": csr}, headers=admin, timeout=10
+            )
+            assert refused.status_code == 503
+            assert requests.get(server.url + "/healthz", timeout=10).status_code == 503
+            time.sleep(0.3)
+        assert len(logins.read_text().splitlines()) <= 2  # one refused attempt per worker at most
+        hsm_token.pin_file.write_text(hsm_token.pin + "\n")
+        checked = cli(env, "issuer", "check")
+        assert "\tok" in checked.stdout and checked.returncode == 0
+        deadline = time.monotonic() + 10
+        while True:
+            ok = requests.post(
+                server.url + "/api/v1/certificates", json={"csr": csr}, headers=admin, timeout=10
+            )
+            if ok.status_code == 201 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert ok.status_code == 201, ok.text
+    finally:
+        server.stop()
+    log = Path(server.log.name).read_text()
+    assert log.count('"msg": "CA key unavailable"') <= 2  # one line per worker, no flood
+    assert "Traceback" not in log and "wrong-pin" not in log and hsm_token.pin not in log

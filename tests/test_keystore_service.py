@@ -14,10 +14,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from ca_service import Services, build_services, create_app
+from ca_service.clock import SYSTEM, Clock, MovableClock
 from ca_service.config import Settings
 from ca_service.enrollment.tokens import create_token
 from ca_service.errors import CAError, Kind
 from ca_service.issuers import lifecycle as ca_setup
+from ca_service.issuers.signers import CANNOT_SIGN, MAX_BACKOFF
 from ca_service.keystore.pkcs11 import session as pkcs11_session
 from ca_service.store.models import AuditRow, CertificateRow
 from tests.helpers import make_csr, openssl, self_signed
@@ -31,6 +33,7 @@ class Ca:
     client: FlaskClient
     admin: dict[str, str]
     key_uri: Callable[[str], str]
+    clock: MovableClock
 
     def issue(self, tmp: Path, mac: str) -> tuple[int, dict]:  # type: ignore[type-arg]
         _, csr = make_csr(tmp, mac, name=mac)
@@ -44,9 +47,9 @@ class Ca:
                 session.scalar(select(func.count()).select_from(AuditRow)) or 0,
             )
 
-    def new_worker(self) -> FlaskClient:
+    def new_worker(self, clock: Clock = SYSTEM) -> FlaskClient:
         """A freshly started worker (its own services, loading keys on first use)."""
-        app = create_app(self.settings)
+        app = create_app(self.settings, clock)
         app.config["TESTING"] = True
         return app.test_client()
 
@@ -60,10 +63,11 @@ def ca(make_settings: Callable[..., Settings], key_uri: Callable[[str], str]) ->
         services.db, settings, root_key_uri=key_uri("root"), issuing_key_uri=key_uri("issuing-1")
     )
     services.revocation.publish_due()  # the first CRL, as `ca-service init` publishes it
-    app = create_app(settings)
+    clock = MovableClock()
+    app = create_app(settings, clock)
     app.config["TESTING"] = True
     admin = {"Authorization": "Bearer " + create_token(services.db, name="admin", role="admin")}
-    yield Ca(settings, services, app.test_client(), admin, key_uri)
+    yield Ca(settings, services, app.test_client(), admin, key_uri, clock)
     app.extensions["ca_service"].db.dispose()
     services.db.dispose()
 
@@ -156,7 +160,8 @@ def test_worker_starting_without_its_key_store_is_not_ready_then_recovers(
     ca: Ca, keystore_kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     repair = _break(ca, keystore_kind, request)
-    worker = ca.new_worker()
+    clock = MovableClock()
+    worker = ca.new_worker(clock)
     health = worker.get("/healthz")
     assert health.status_code == 503
     assert health.json["checks"]["keystore"] == "The issuing key cannot sign; the service log says why."
@@ -171,7 +176,9 @@ def test_worker_starting_without_its_key_store_is_not_ready_then_recovers(
     assert ca.counts() == before  # nothing written: no certificate, no audit row
 
     repair()
-    assert worker.get("/healthz").status_code == 200  # same worker, no restart
+    assert worker.get("/healthz").status_code == 503  # the key store is not asked again at once
+    clock.advance(MAX_BACKOFF)  # after the back-off: the same worker, no restart
+    assert worker.get("/healthz").status_code == 200
     ok = worker.post("/api/v1/certificates", json={"csr": csr.read_text()}, headers=ca.admin)
     assert ok.status_code == 201
 
@@ -201,14 +208,14 @@ def test_lost_pkcs11_session_is_a_503_then_reopened(
     status, problem = ca.issue(tmp_path, "7C2F80000011")
     assert status == 503, problem
     assert problem["type"] == "urn:ca-service:problem:unavailable"
-    assert f"pkcs11:token={hsm_token.label};object=issuing-1" in problem["detail"]
-    assert hsm_token.pin not in problem["detail"]
+    assert problem["detail"] == CANNOT_SIGN  # the key location and the reason go to the log only
     assert ca.counts() == before
 
     if fault in ("token-detached", "token-reinitialised"):  # still broken: not ready, with the reason
         health = ca.client.get("/healthz")
         assert health.status_code == 503 and health.json["checks"]["keystore"] != "ok"
         hsm_token.attach() if fault == "token-detached" else hsm_token.restore()
+    ca.clock.advance(MAX_BACKOFF)  # the key store is asked again after its back-off
     status, cert = ca.issue(tmp_path, "7C2F80000012")
     assert status == 201, cert
     assert ca.client.get("/healthz").status_code == 200
@@ -250,7 +257,7 @@ def test_rotation_under_an_external_root_goes_through_csr_and_import(
     )
     app = create_app(settings)
     admin = {"Authorization": "Bearer " + create_token(services.db, name="admin", role="admin")}
-    ca = Ca(settings, services, app.test_client(), admin, lambda n: f"file:keys/{n}.pem")
+    ca = Ca(settings, services, app.test_client(), admin, lambda n: f"file:keys/{n}.pem", MovableClock())
     status, a = ca.issue(tmp_path, "7C2F80000020")
     assert status == 201 and a["issuer"] == first
 
@@ -300,3 +307,4 @@ def test_workers_check_for_a_rotation_cheaply_and_reload_only_on_change(
     assert slow.directory.get().require_active().name == before  # not checked again yet
     slow.db.dispose()
     services.db.dispose()
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,19 @@ def issuer_retire(ctx: click.Context) -> None:
 
     for name in lifecycle.retire_finished(services_of(settings_of(ctx)).db):
         click.echo(f"issuing CA {name} is retired", err=True)
+
+
+@issuer.command("check")
+@click.pass_context
+def issuer_check(ctx: click.Context) -> None:
+    """Sign a test message with the key of every CA that signs (one key store login each).
+    When all can sign, running workers offer credentials again that a key store had refused
+    (a PIN fixed on the token). Exits 1 when a key cannot sign, naming why."""
+    settings = settings_of(ctx)
+    from ca_service.issuers import lifecycle
+
+    results = lifecycle.check_keys(services_of(settings).db, settings)
+    for name, outcome in results:
+        click.echo(f"{name}\t{outcome}")
+    if any(outcome != "ok" for _, outcome in results):
+        sys.exit(1)

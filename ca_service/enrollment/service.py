@@ -150,7 +150,8 @@ class Enrollment:
         for _ in range(SERIAL_ATTEMPTS):
             issuer_id, issuer = self.signers.active()
             serial = random_serial()
-            cert = issuer.sign_device_certificate(public_key, mac, profile, serial)
+            with self.signers.signing(issuer):
+                cert = issuer.sign_device_certificate(public_key, mac, profile, serial)
             der = cert.public_bytes(serialization.Encoding.DER)
             values: dict[str, Any] = {
                 "serial": serial_text(serial),

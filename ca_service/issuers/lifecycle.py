@@ -18,7 +18,7 @@ from ca_service.authority.ca import (
     issuing_csr,
     parse_subject,
 )
-from ca_service.authority.issuer import pem
+from ca_service.authority.issuer import Issuer, pem
 from ca_service.config import Settings
 from ca_service.domain import IssuerRecord, IssuerRole, IssuerState, KeyType
 from ca_service.errors import CAError, Kind
@@ -304,6 +304,29 @@ def retire_finished(db: Database, now: datetime | None = None) -> list[str]:
                 done.append(record.name)
                 audit.record(session, actor="system", action="ca.retire", detail={"issuing": record.name})
     return done
+
+
+def check_keys(db: Database, settings: Settings) -> list[tuple[str, str]]:
+    """Load the key of every CA that signs (and the root, when its key is here) in this
+    process, sign and verify a test message with it, and say per CA "ok" or why not (this is
+    the operator's terminal: the reason may name the key). When all are usable, the check is
+    recorded, and every worker offers credentials again that a key store had refused."""
+    results: list[tuple[str, str]] = []
+    for record in records(db):
+        wanted = record.state.signs or (record.role is IssuerRole.ROOT and record.key_uri)
+        if not wanted or not record.certificate_pem:
+            continue
+        try:
+            cert = x509.load_pem_x509_certificate(record.certificate_pem.encode())
+            Issuer(record.name, cert, load_key(record.key_uri, settings), settings.public_url).self_test()
+            results.append((record.name, "ok"))
+        except CAError as exc:
+            results.append((record.name, exc.detail))
+    if results and all(outcome == "ok" for _, outcome in results):
+        with db.write() as session:
+            store.mark_checked(session, datetime.now(UTC))
+            audit.record(session, actor="cli", action="ca.check", detail={"issuers": [n for n, _ in results]})
+    return results
 
 
 @dataclass(frozen=True)

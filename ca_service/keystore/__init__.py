@@ -8,11 +8,21 @@ builders can sign with, so ``authority/`` never knows where the key is.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Protocol
 
 from ca_service.config import Settings
 from ca_service.domain import KeyType, SigningKey
 from ca_service.errors import CAError, Kind
+
+
+class CredentialsRefused(CAError):
+    """The key store refused our credentials (a token's PIN, a file key's passphrase). Trying
+    again with the same ones cannot help and may lock a token (an HSM locks a user after a few
+    wrong PINs), so callers must not retry until the configuration changes."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Kind.UNAVAILABLE, detail)
 
 
 class KeyStore(Protocol):
@@ -56,6 +66,14 @@ def keystore_for(uri: str, settings: Settings) -> KeyStore:
         ) from exc
     backend: KeyStore = getattr(module, class_name)(settings)
     return backend
+
+
+def forget_refusals() -> None:
+    """Let this process offer credentials once more that a key store refused (see
+    :class:`CredentialsRefused`); only PKCS#11 sessions keep such state."""
+    session = sys.modules.get("ca_service.keystore.pkcs11.session")
+    if session is not None:
+        session.forget_refusals()
 
 
 def display_uri(uri: str) -> str:

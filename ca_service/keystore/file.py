@@ -18,6 +18,7 @@ from ca_service.config import Settings
 from ca_service.domain import KeyType, SigningKey
 from ca_service.errors import CAError, Kind
 from ca_service.files import write_private
+from ca_service.keystore import CredentialsRefused
 
 
 class FileKeyStore:
@@ -65,9 +66,8 @@ class FileKeyStore:
         try:
             key = serialization.load_pem_private_key(data, self.passphrase())
         except (ValueError, TypeError) as exc:
-            raise CAError(
-                Kind.UNAVAILABLE,
-                f"The key file for {uri} cannot be decrypted; check CA_SERVICE_KEY_PASSPHRASE.",
+            raise CredentialsRefused(
+                f"The key file for {uri} cannot be decrypted; check CA_SERVICE_KEY_PASSPHRASE."
             ) from exc
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise CAError(Kind.UNAVAILABLE, f"The key at {uri} is not an ECDSA or RSA key.")

@@ -107,20 +107,18 @@ class OcspResponder:
             if hit is not None and now < hit[0]:
                 return hit[1]
         this_update = now.replace(microsecond=0)
-        answer = OcspAnswer(
-            sign_response(
-                self.signers.for_id(issuer_id),
+        signer = self.signers.for_id(issuer_id)
+        with self.signers.signing(signer):
+            der = sign_response(
+                signer,
                 request,
                 cert_status,
                 this_update,
                 this_update + self.lifetime,
                 revoked_at,
                 reason_flag(reason) if cert_status is ocsp.OCSPCertStatus.REVOKED else None,
-            ),
-            ocsp.OCSPResponseStatus.SUCCESSFUL,
-            cert_status,
-            this_update + self.lifetime,
-        )
+            )
+        answer = OcspAnswer(der, ocsp.OCSPResponseStatus.SUCCESSFUL, cert_status, this_update + self.lifetime)
         if not has_nonce:
             with self._lock:
                 self._cache[key] = (this_update + self.lifetime / 2, answer)

@@ -10,8 +10,10 @@ until the published CRL covers every revocation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 
 from ca_service.errors import CAError
 from ca_service.revocation.service import Revocation
@@ -53,6 +55,7 @@ class Publisher:
     def _run(self) -> None:
         settings = self.revocation.settings
         failing: str | None = None
+        next_check = time.monotonic() + settings.keystore_check_seconds
         while not self._stop.is_set():
             poked = self._wake.wait(settings.crl_check_seconds)
             if self._stop.is_set():
@@ -60,6 +63,10 @@ class Publisher:
             if poked:
                 self._stop.wait(settings.crl_coalesce_ms / 1000)  # let a burst of revocations land
                 self._wake.clear()
+            if time.monotonic() >= next_check:  # the key store is watched, not only at start-up
+                next_check = time.monotonic() + settings.keystore_check_seconds
+                with contextlib.suppress(CAError):  # the signers log each change of state
+                    self.revocation.signers.self_test()
             try:
                 left = self.revocation.publish_due()
                 failing = None

@@ -371,7 +371,8 @@ class Revocation:
             covered = store.pending_ids(session, issuer_id)
             rows = store.revoked_entries(session, issuer_id, cutoff)
             entries = ((int(s, 16), at, reason_flag(r), inv) for s, at, r, inv in rows)
-            der, count = sign_crl(issuer, number, this_update, next_update, entries)
+            with self.signers.signing(issuer):
+                der, count = sign_crl(issuer, number, this_update, next_update, entries)
         with self.db.write() as session:
             stored = store.store_crl(
                 session,
@@ -414,7 +415,8 @@ class Revocation:
             )
         this_update = datetime.now(UTC).replace(microsecond=0)
         next_update = this_update + timedelta(days=days)
-        der, _ = sign_crl(root, number, this_update, next_update, [], user_certificates=False)
+        with self.signers.signing(root):
+            der, _ = sign_crl(root, number, this_update, next_update, [], user_certificates=False)
         return PublishedCrl(ca.name, number, der, this_update, next_update)
 
     # -- serving ----------------------------------------------------------------------------

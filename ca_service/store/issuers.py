@@ -26,6 +26,7 @@ def _record(row: IssuerRow) -> IssuerRecord:
         subject=row.subject,
         not_before=row.not_before,
         not_after=row.not_after,
+        checked_at=row.checked_at,
     )
 
 
@@ -136,13 +137,21 @@ def activate(
     )
 
 
-def version(session: Session) -> tuple[tuple[int, str, bool], ...]:
-    """What identifies the loaded issuer set: ids, states and whether each has a certificate.
-    A few short rows, cheap enough for workers to compare now and then (rotation pick-up)."""
+def version(session: Session) -> tuple[tuple[object, ...], ...]:
+    """What identifies the loaded issuer set: ids, states, whether each has a certificate, and
+    when its keys were last checked. A few short rows, cheap enough for workers to compare now
+    and then (rotation and 'issuer check' pick-up)."""
     rows = session.execute(
-        select(IssuerRow.id, IssuerRow.state, IssuerRow.certificate_pem.is_not(None)).order_by(IssuerRow.id)
+        select(
+            IssuerRow.id, IssuerRow.state, IssuerRow.certificate_pem.is_not(None), IssuerRow.checked_at
+        ).order_by(IssuerRow.id)
     )
-    return tuple((r[0], r[1], bool(r[2])) for r in rows)
+    return tuple((r[0], r[1], bool(r[2]), r[3]) for r in rows)
+
+
+def mark_checked(session: Session, at: datetime) -> None:
+    """Record a successful key check of every CA (workers pick it up with the version)."""
+    session.execute(update(IssuerRow).values(checked_at=at), execution_options=CORE)
 
 
 def certificate_stats(session: Session) -> dict[int, tuple[int, datetime | None]]:

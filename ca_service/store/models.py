@@ -77,6 +77,9 @@ class IssuerRow(Base):
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     not_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the last 'ca-service issuer check' that found every key usable: workers then offer
+    # credentials again that a key store had refused
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CertificateRow(Base):

@@ -3,6 +3,7 @@ token re-initialised or re-attached)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -10,9 +11,20 @@ from typing import Any, NoReturn
 
 import pkcs11
 from pkcs11 import Mechanism, ObjectClass
-from pkcs11.exceptions import NoSuchKey, NoSuchToken, PKCS11Error, UserAlreadyLoggedIn
+from pkcs11.exceptions import (
+    NoSuchKey,
+    NoSuchToken,
+    PinExpired,
+    PinIncorrect,
+    PinInvalid,
+    PinLenRange,
+    PinLocked,
+    PKCS11Error,
+    UserAlreadyLoggedIn,
+)
 
 from ca_service.errors import CAError, Kind
+from ca_service.keystore import CredentialsRefused
 from ca_service.keystore.pkcs11.uri import Pkcs11Uri
 
 
@@ -61,8 +73,25 @@ def _module(path: str) -> _Module:
     return MODULES[path]
 
 
+REFUSED = (
+    "The token of {label} refused the PIN (CKR_PIN_INCORRECT or similar); it is not offered again "
+    "until the PIN in its pin-source changes or 'ca-service issuer check' succeeds."
+)
+PIN_REFUSALS = (PinIncorrect, PinInvalid, PinLenRange, PinExpired, PinLocked)
+
+
+def forget_refusals() -> None:
+    """Let every session of this process offer a refused PIN once more (an operator fixed the
+    token and said so with ``ca-service issuer check``)."""
+    for link in SESSIONS.values():
+        link.refused = None
+
+
 class _Session:
-    """The logged-in session of this process to one token, re-opened when it is lost."""
+    """The logged-in session of this process to one token, re-opened when it is lost. A PIN the
+    token refused is remembered (as a digest) and never offered again."""
+
+    refused: bytes | None = None
 
     def __init__(self, uri: Pkcs11Uri) -> None:
         self.uri = uri
@@ -84,12 +113,19 @@ class _Session:
 
     def _open(self) -> None:
         self.session = None
+        pin = self.uri.read_pin()
+        tried = hashlib.sha256((pin or "").encode()).digest()
+        if tried == self.refused:  # never offer a PIN again that this token refused
+            raise CredentialsRefused(REFUSED.format(label=self.uri.label))
         token = self._token()
         try:
             try:
-                session = token.open(rw=True, user_pin=self.uri.read_pin())
+                session = token.open(rw=True, user_pin=pin)
             except UserAlreadyLoggedIn:  # login is per process, and this one is logged in
                 session = token.open(rw=True)
+        except PIN_REFUSALS as exc:
+            self.failed_at, self.refused = self.module.generation, tried
+            raise CredentialsRefused(REFUSED.format(label=self.uri.label)) from exc
         except PKCS11Error as exc:
             self.failed_at = self.module.generation
             raise CAError(
