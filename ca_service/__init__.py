@@ -24,7 +24,7 @@ from ca_service.enrollment.acme import AcmeAuthority
 from ca_service.enrollment.credentials import Credentials
 from ca_service.enrollment.devices import Devices
 from ca_service.enrollment.tokens import create_token
-from ca_service.errors import CAError
+from ca_service.errors import CAError, Kind
 from ca_service.files import write_private
 from ca_service.issuers import Directory, Signers, lifecycle
 from ca_service.renewal.info import Renewals
@@ -99,10 +99,17 @@ class Services:
 
     def bootstrap(self) -> Path | None:
         """On an empty database: create a development CA, publish its first (empty) CRL and
-        write an admin token file (0600) into the home. Returns the token file when it made one."""
+        write an admin token file (0600) into the home. Returns the token file when it made one.
+        Two instances starting at once on an empty database take turns: the second finds the
+        first one's CA and starts with it."""
         if lifecycle.records(self.db):
             return None
-        lifecycle.initialize(self.db, self.settings)
+        try:
+            lifecycle.initialize(self.db, self.settings)
+        except CAError as exc:
+            if exc.kind is Kind.CONFLICT:  # another instance made the CA meanwhile
+                return None
+            raise
         self.revocation.publish_due()
         token_file = self.settings.home / "admin-token"
         write_private(token_file, (create_token(self.db, name="dev-admin", role="admin") + "\n").encode())

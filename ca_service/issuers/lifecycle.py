@@ -26,6 +26,7 @@ from ca_service.keystore import create_key, display_uri, load_key
 from ca_service.keystore.wrapping import ensure_wrapping_key
 from ca_service.store import Database, audit
 from ca_service.store import issuers as store
+from ca_service.store.db import exclusive
 
 DEFAULT_ROOT_SUBJECT = "/O=ca-service development/CN=ca-service Development Root CA"
 DEFAULT_ISSUING_SUBJECT = "/O=ca-service development/CN=ca-service Device Issuing CA"
@@ -101,7 +102,34 @@ def initialize(
     root_key_uri: str | None = None,
     csr_only: bool = False,
 ) -> InitResult:
-    """Create the CA. Refuses when any CA already exists: a CA is never overwritten."""
+    """Create the CA. Refuses when any CA already exists: a CA is never overwritten (two
+    processes or hosts creating one at once take turns; the second is refused)."""
+    with exclusive(db.url, "ca-init"):
+        return _initialize(
+            db,
+            settings,
+            issuing_key_type=issuing_key_type,
+            root_key_type=root_key_type,
+            issuing_subject=issuing_subject,
+            root_subject=root_subject,
+            issuing_key_uri=issuing_key_uri,
+            root_key_uri=root_key_uri,
+            csr_only=csr_only,
+        )
+
+
+def _initialize(
+    db: Database,
+    settings: Settings,
+    *,
+    issuing_key_type: str,
+    root_key_type: str,
+    issuing_subject: str,
+    root_subject: str,
+    issuing_key_uri: str | None,
+    root_key_uri: str | None,
+    csr_only: bool,
+) -> InitResult:
     if records(db):
         raise CAError(Kind.CONFLICT, "A CA already exists in this database; refusing to overwrite it.")
     ensure_wrapping_key(settings)  # fails early (wrong PIN, no token) before any CA key is made

@@ -17,19 +17,23 @@ connection interrupted that way.
 
 from __future__ import annotations
 
+import fcntl
 import signal
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from ca_service.errors import CAError, Kind
 
@@ -131,6 +135,53 @@ class Database:
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()
+
+
+@contextmanager
+def exclusive(url: str, name: str, wait: float = 120.0) -> Iterator[None]:
+    """Hold a lock called ``name`` for the block, across every process and host that shares the
+    database at ``url``: a PostgreSQL advisory lock (session level, on a connection of its own),
+    or an flock on a file beside the SQLite database. Waits up to ``wait`` seconds, then
+    UNAVAILABLE. Start-up steps that must not run twice at once (migrations, creating the CA)
+    take it."""
+    if url.startswith("sqlite"):
+        path = Path(make_url(url).database or "ca.db").with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise DatabaseUnavailable(
+                            f"Another process holds the {name} lock; try again."
+                        ) from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    key = zlib.crc32(name.encode()) & 0x7FFFFFFF
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f"SET lock_timeout = {int(wait * 1000)}"))
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+    except OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"The {name} lock could not be taken: the database is not available."
+        ) from exc
+    finally:
+        engine.dispose()
 
 
 _IN_REQUEST: ContextVar[bool] = ContextVar("ca_service_in_request", default=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic.config import Config
 
 from alembic import command
+from ca_service.store.db import exclusive
 
 # alembic/ stays at the top of the repository; ca_service/migrations is a link to it, and the wheel
 # carries its files under that name (package data), so the same path holds in the source tree,
@@ -22,4 +23,7 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "heads") -> None:
-    command.upgrade(alembic_config(url), revision)
+    """Upgrade the schema; two processes or hosts starting at once take turns (the second finds
+    the schema current)."""
+    with exclusive(url, "schema"):
+        command.upgrade(alembic_config(url), revision)
