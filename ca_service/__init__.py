@@ -57,6 +57,7 @@ class Services:
     revocation: Revocation
     ocsp: OcspResponder
     publisher: Publisher
+    clock: Clock
 
     def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -146,6 +147,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         revocation,
         OcspResponder(db, directory, signers, settings),
         Publisher(revocation),
+        clock,
     )
 
 

@@ -97,6 +97,7 @@ class Settings:
     swagger_ui_url: str = ""
     max_import_bytes: int = 8 * 1024 * 1024  # POST /api/v1/device-imports only
     log_level: str = "INFO"
+    idempotency_key_hours: int = 24  # how long a client's Idempotency-Key answers its retries
     # Bounds of every database call, seconds (design decision 10): a breach answers 503
     db_connect_timeout: float = 2.0
     db_statement_timeout: float = 5.0

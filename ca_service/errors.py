@@ -39,6 +39,7 @@ class Kind(Enum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
     TOO_LARGE = "too-large"  # a request body over its limit
     CONFLICT = "conflict"  # state forbids it (already exists ...)
+    KEY_REUSED = "idempotency-key-reused"  # an Idempotency-Key sent again with another request
     ALREADY_REVOKED = "already-revoked"
     ALREADY_REPLACED = "already-replaced"  # a renewal names a certificate that has a successor
     ORDER_NOT_READY = "order-not-ready"

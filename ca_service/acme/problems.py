@@ -42,6 +42,7 @@ RENDER: dict[Kind, tuple[str, int]] = {
     Kind.UNSUPPORTED_MEDIA_TYPE: ("malformed", 415),
     Kind.TOO_LARGE: ("malformed", 413),
     Kind.CONFLICT: ("malformed", 409),
+    Kind.KEY_REUSED: ("malformed", 400),
     Kind.ALREADY_REVOKED: ("alreadyRevoked", 400),
     Kind.ALREADY_REPLACED: ("alreadyReplaced", 409),
     Kind.ORDER_NOT_READY: ("orderNotReady", 403),

@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ca_service.api.auth import ANY_ROLE, SECURITY, WRITERS, principal, require, services
+from ca_service.api.idempotency import idempotent, writes
 from ca_service.api.problems import page_window
 from ca_service.api.schemas import (
     CertificateQuerySchema,
@@ -26,6 +27,10 @@ PEM_CHAIN = "application/pem-certificate-chain"
 
 def pem_chain(cert: IssuedCertificate) -> Response:
     return Response(cert.certificate_pem + cert.chain_pem, mimetype=PEM_CHAIN)
+
+
+def _issued(cert: IssuedCertificate) -> tuple[IssuedCertificate, int, dict[str, str]]:
+    return cert, 201, {"Location": f"/api/v1/certificates/{cert.serial}"}
 
 
 @blp.route("/certificates")
@@ -46,15 +51,20 @@ class Certificates(MethodView):
         content_type="application/problem+json",
     )
     @require(*WRITERS)
+    @idempotent(lambda serial: _issued(services().enrollment.certificate(serial, principal())))
     def post(self, body: dict[str, Any]) -> Any:
         """Issue a device certificate from a CSR.
 
-        The CSR's CN must be the device MAC (any common spelling); the certificate carries the
-        canonical 12-digit form. Everything else the CSR asks for is ignored: the profile decides.
+        The CSR's CN and/or SAN dNSNames must name the device MAC (any common spelling); the
+        certificate carries the canonical 12-digit form. Everything else the CSR asks for is
+        ignored: the profile decides. Send an ``Idempotency-Key`` header to retry safely: a
+        retry with the same key and body answers the same certificate instead of a second one.
         """
         replaces = parse_serial(body["replaces"]) if body.get("replaces") else None
-        cert = services().enrollment.issue(body["csr"], principal(), body.get("profile"), replaces=replaces)
-        return cert, 201, {"Location": f"/api/v1/certificates/{cert.serial}"}
+        cert = services().enrollment.issue(
+            body["csr"], principal(), body.get("profile"), replaces=replaces, also=writes()
+        )
+        return _issued(cert)
 
     @blp.doc(security=SECURITY)
     @blp.arguments(CertificateQuerySchema, location="query")

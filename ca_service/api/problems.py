@@ -51,6 +51,7 @@ RENDER: dict[Kind, tuple[int, str]] = {
     Kind.UNSUPPORTED_MEDIA_TYPE: (415, "Unsupported media type"),
     Kind.TOO_LARGE: (413, "Request body too large"),
     Kind.CONFLICT: (409, "Conflict with current state"),
+    Kind.KEY_REUSED: (422, "Idempotency-Key reused for another request"),
     Kind.ALREADY_REVOKED: (409, "Already revoked"),
     Kind.ALREADY_REPLACED: (409, "Already replaced"),
     Kind.ORDER_NOT_READY: (409, "Order not ready"),

@@ -12,6 +12,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ca_service.api.auth import SECURITY, WRITERS, principal, require, services
+from ca_service.api.idempotency import idempotent, writes
 from ca_service.api.problems import problem_docs
 from ca_service.api.schemas import RevocationSchema, RevokeRequestSchema
 from ca_service.errors import CAError, Kind
@@ -37,12 +38,16 @@ class RevokeCertificate(MethodView):
         (409, "Already revoked"),
     )
     @require(*WRITERS)
+    @idempotent(lambda serials: services().revocation.revoked(serials.split(","))[0])
     def post(self, body: dict[str, Any], serial: str) -> Any:
         """Revoke one certificate (RFC 5280 reason name, optional invalidity date).
 
         The CRL is regenerated in the background within seconds; OCSP answers 'revoked' at once.
+        With an ``Idempotency-Key`` a retry answers the same revocation instead of a 409.
         """
-        return services().revocation.revoke(serial, body["reason"], body.get("invalidity_date"), principal())
+        return services().revocation.revoke(
+            serial, body["reason"], body.get("invalidity_date"), principal(), also=writes()
+        )
 
 
 @blp.route("/devices/<string:mac>/revoke")
@@ -58,10 +63,12 @@ class RevokeDevice(MethodView):
         (409, "No unexpired certificate left to revoke"),
     )
     @require(*WRITERS)
+    @idempotent(lambda serials: services().revocation.revoked([s for s in serials.split(",") if s]))
     def post(self, body: dict[str, Any], mac: str) -> Any:
-        """Revoke every unexpired, unrevoked certificate of a device."""
+        """Revoke every unexpired, unrevoked certificate of a device (``Idempotency-Key``: a
+        retry answers the same list)."""
         return services().revocation.revoke_device(
-            mac, body["reason"], body.get("invalidity_date"), principal()
+            mac, body["reason"], body.get("invalidity_date"), principal(), also=writes()
         )
 
 

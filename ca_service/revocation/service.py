@@ -36,7 +36,7 @@ from ca_service.policy.reasons import CODES, parse_reason, reason_flag
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
 from ca_service.store import revocations as store
-from ca_service.store.certificates import CertificateRecord
+from ca_service.store.certificates import CertificateRecord, Write
 from ca_service.store.db import DatabaseUnavailable
 
 log = logging.getLogger("ca_service.revocation")
@@ -110,9 +110,11 @@ class Revocation:
         invalidity_date: datetime | None,
         principal: Principal,
         via: str = "rest",
+        also: tuple[Write, ...] = (),
     ) -> Revoked:
         """Revoke one certificate by serial. 404 when unknown or outside the principal's scope,
-        409 when it is already revoked (never a second entry)."""
+        409 when it is already revoked (never a second entry). The writes in ``also`` join the
+        revoking transaction (with the serial)."""
         serial = parse_serial(serial_given)
 
         def find(session: Session) -> list[CertificateRecord]:
@@ -121,7 +123,17 @@ class Revocation:
                 raise CAError(Kind.NOT_FOUND, f"No certificate with serial {serial}.")
             return [found]
 
-        return self._revoke(find, reason, invalidity_date, principal, via, single=True)[0]
+        return self._revoke(find, reason, invalidity_date, principal, via, single=True, also=also)[0]
+
+    def revoked(self, serials: list[str]) -> list[Revoked]:
+        """The recorded revocations of ``serials`` (what an idempotent retry answers)."""
+        with self.db.read() as session:
+            rows = [certs.by_serial(session, s) for s in serials]
+        return [
+            Revoked(r.serial, r.mac, r.revoked_at, r.revocation_reason or "unspecified", r.invalidity_date)
+            for r in rows
+            if r is not None and r.revoked_at is not None
+        ]
 
     def revoke_presented(
         self,
@@ -167,8 +179,10 @@ class Revocation:
         invalidity_date: datetime | None,
         principal: Principal,
         via: str = "rest",
+        also: tuple[Write, ...] = (),
     ) -> list[Revoked]:
-        """Revoke every unexpired, unrevoked certificate of a device (all in one transaction)."""
+        """Revoke every unexpired, unrevoked certificate of a device (all in one transaction;
+        ``also`` joins it, with the serials comma-separated)."""
         mac = device_mac(mac_text)
         check_scope(principal, mac)
 
@@ -180,7 +194,7 @@ class Revocation:
                 raise CAError(Kind.CONFLICT, f"Device {mac} has no unexpired certificate left to revoke.")
             return found
 
-        return self._revoke(find, reason, invalidity_date, principal, via, single=False)
+        return self._revoke(find, reason, invalidity_date, principal, via, single=False, also=also)
 
     def revoke_superseded(self) -> list[Revoked]:
         """Revoke (reason superseded) valid certificates whose successor is older than
@@ -208,6 +222,7 @@ class Revocation:
         *,
         single: bool,
         presented: bool = False,
+        also: tuple[Write, ...] = (),
     ) -> list[Revoked]:
         """The one revocation: role check, reason and invalidity date checked, the candidates
         ``find`` returns filtered by the principal's scope, each flipped to revoked with its
@@ -252,6 +267,8 @@ class Revocation:
                     at=now,
                 )
                 done.append(item)
+            for write in also:
+                write(session, ",".join(item.serial for item in done))
         for item in done:
             log.info(
                 "certificate revoked",
