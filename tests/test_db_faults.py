@@ -5,15 +5,20 @@ service heals without a restart once the link forwards again."""
 
 from __future__ import annotations
 
+import base64
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
 from sqlalchemy import func, select
 
 from ca_service import WAITS_FOR_DATABASE, Services
+from ca_service.authority.ocsp import cert_id_keys
 from tests.faults import StallingProxy
 from tests.helpers import LiveServer, cli, make_csr
 
@@ -28,6 +33,20 @@ def proxied(services: Services, env_for: dict[str, str]) -> Iterator[tuple[Stall
     url = env_for["CA_SERVICE_DATABASE_URL"].replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     yield proxy, {**env_for, "CA_SERVICE_DATABASE_URL": url}
     proxy.close()
+
+
+def _ocsp_request(cert: dict[str, str], services: Services) -> str:
+    """The path element of a nonce-less OCSP GET (RFC 6960 A.1) for ``cert``'s serial."""
+    issuer = services.directory.get().require_active().certificate
+    _, name_hash, key_hash = next(k for k in cert_id_keys(issuer) if k[0] == "sha1")
+    request = ocsp.OCSPRequestBuilder().add_certificate_by_hash(
+        name_hash,
+        key_hash,
+        int(cert["serial"], 16),
+        hashes.SHA1(),
+    )
+    der = request.build().public_bytes(serialization.Encoding.DER)
+    return urllib.parse.quote(base64.b64encode(der).decode(), safe="")
 
 
 def _problem_503(response: requests.Response) -> None:
@@ -50,6 +69,13 @@ def test_stalled_database_answers_503_and_heals(
     try:
         first = requests.post(server.url + "/api/v1/certificates", json=body, headers=admin, timeout=BOUND)
         assert first.status_code == 201
+        issuer = first.json()["issuer"]
+        services.revocation.publish_due()
+        crl = requests.get(f"{server.url}/crl/{issuer}.crl", timeout=BOUND)
+        ocsp_path = "/ocsp/" + _ocsp_request(first.json(), services)
+        assert (
+            crl.status_code == 200 and requests.get(server.url + ocsp_path, timeout=BOUND).status_code == 200
+        )
         proxy.stall()
         for method, path, kwargs in (
             ("post", "/api/v1/certificates", {"json": body}),
@@ -64,8 +90,23 @@ def test_stalled_database_answers_503_and_heals(
         health = requests.get(server.url + "/healthz", timeout=BOUND)
         assert health.status_code == 503 and health.json()["checks"]["database"] != "ok", health.text
         assert health.json()["checks"]["keystore"] in ("ok", WAITS_FOR_DATABASE), health.text  # not blamed
-        # public reads that need no database keep answering from what the worker holds
+        # public reads keep answering from what the worker holds: CA certificates, the CRL, the
+        # OCSP response it signed (still valid); a certificate it never answered for: tryLater
         assert requests.get(server.url + "/ca/chain.pem", timeout=BOUND).status_code == 200
+        held = requests.get(f"{server.url}/crl/{issuer}.crl", timeout=BOUND)
+        assert held.status_code == 200 and held.content == crl.content
+        cached = requests.get(server.url + ocsp_path, timeout=BOUND)
+        assert (
+            cached.status_code == 200
+            and ocsp.load_der_ocsp_response(cached.content).certificate_status.name == "GOOD"
+        )
+        unseen = requests.get(
+            server.url + "/ocsp/" + _ocsp_request({**first.json(), "serial": "0ABC"}, services), timeout=BOUND
+        )
+        assert unseen.status_code == 503
+        assert (
+            ocsp.load_der_ocsp_response(unseen.content).response_status is ocsp.OCSPResponseStatus.TRY_LATER
+        )
 
         proxy.resume()
         deadline = time.monotonic() + 15

@@ -104,7 +104,10 @@ def crl_file(name: str, fmt: str) -> Any:
 def _ocsp_response(der: bytes) -> Response:
     answer = services().ocsp.respond(der)
     ok = answer.status.name == "SUCCESSFUL"
-    response = Response(answer.der, status=200 if ok else 400, mimetype=OCSP_RESPONSE)
+    later = answer.status.name == "TRY_LATER"  # the database is away and nothing is cached
+    response = Response(answer.der, status=200 if ok else 503 if later else 400, mimetype=OCSP_RESPONSE)
+    if later:
+        response.headers["Retry-After"] = "5"
     if ok and request.method == "GET" and answer.next_update is not None:
         remaining = int((answer.next_update - datetime.now(UTC)).total_seconds())
         response.headers["Cache-Control"] = f"public, max-age={max(0, min(remaining, 300))}"

@@ -26,6 +26,7 @@ from ca_service.issuers import Directory, Signers, Snapshot
 from ca_service.policy.reasons import reason_flag
 from ca_service.store import Database
 from ca_service.store import revocations as store
+from ca_service.store.db import DatabaseUnavailable
 
 CACHE_ENTRIES = 50_000
 
@@ -61,6 +62,23 @@ class OcspResponder:
         key = (request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash)
         return self._index.get(key)
 
+    def _while_database_is_away(self, issuer_id: int, request: ocsp.OCSPRequest) -> OcspAnswer:
+        """Without the database: the newest still-valid response this worker signed for the same
+        certificate (its status was true when signed, and a client may cache it that long), else
+        ``tryLater`` (RFC 6960 section 2.3)."""
+        now = datetime.now(UTC)
+        wanted = (issuer_id, request.hash_algorithm.name, request.serial_number)
+        with self._lock:
+            answers = [
+                answer
+                for key, (_, answer) in self._cache.items()
+                if key[:3] == wanted and answer.next_update is not None and now < answer.next_update
+            ]
+        if answers:
+            return answers[-1]
+        status = ocsp.OCSPResponseStatus.TRY_LATER
+        return OcspAnswer(unsuccessful(status), status)
+
     def respond(self, der: bytes) -> OcspAnswer:
         """Answer one DER OCSPRequest. Unreadable requests and requests for more than one
         certificate get ``malformedRequest``; a CertID naming none of our issuers gets
@@ -79,8 +97,11 @@ class OcspResponder:
         if issuer_id is None:
             status = ocsp.OCSPResponseStatus.UNAUTHORIZED
             return OcspAnswer(unsuccessful(status), status)
-        with self.db.read() as session:
-            row = store.status_of(session, serial_text(request.serial_number))
+        try:
+            with self.db.read() as session:
+                row = store.status_of(session, serial_text(request.serial_number))
+        except DatabaseUnavailable:
+            return self._while_database_is_away(issuer_id, request)
         if row is None or row.issuer_id != issuer_id:
             cert_status, revoked_at, reason = ocsp.OCSPCertStatus.UNKNOWN, None, None
         elif row.status == "revoked":
