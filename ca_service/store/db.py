@@ -141,11 +141,13 @@ class Database:
 def exclusive(url: str, name: str, wait: float = 120.0) -> Iterator[None]:
     """Hold a lock called ``name`` for the block, across every process and host that shares the
     database at ``url``: a PostgreSQL advisory lock (session level, on a connection of its own),
-    or an flock on a file beside the SQLite database. Waits up to ``wait`` seconds, then
+    or an flock on the SQLite database file. Waits up to ``wait`` seconds, then
     UNAVAILABLE. Start-up steps that must not run twice at once (migrations, creating the CA)
     take it."""
     if url.startswith("sqlite"):
-        path = Path(make_url(url).database or "ca.db").with_suffix(".lock")
+        # flock on the database file itself (SQLite's own locks are fcntl locks, independent of
+        # flock); an empty file is what SQLite makes of a new database anyway
+        path = Path(make_url(url).database or "ca.db")
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as fh:
             deadline = time.monotonic() + wait
