@@ -18,7 +18,7 @@ from ca_service.api.schemas import (
     DeviceSchema,
     DeviceSummarySchema,
     ImportReportSchema,
-    ProvisioningQuerySchema,
+    ProvisioningRequestSchema,
 )
 from ca_service.enrollment import provisioning_xml
 from ca_service.enrollment.devices import csv_lines
@@ -101,39 +101,59 @@ class Credentials(MethodView):
         return delivery, 201, {"Cache-Control": "no-store"}
 
 
-def _delivery(mac: str, query: dict[str, Any]) -> Any:
-    return services().credentials.provision(
-        mac, principal(), profile=query["profile"], key_type=query["key_type"]
-    )
-
-
 @blp.route("/devices/<string:mac>/provisioning.xml")
 @blp.doc(security=SECURITY)
-@blp.arguments(ProvisioningQuerySchema, location="query")
 @blp.response(200, content_type=XML, description="Gigaset provisioning document")
 @problem_docs(blp, (403, "MAC outside the token's scope"))
 @require(*WRITERS)
-def provisioning_document(query: dict[str, Any], mac: str) -> Response:
-    """A complete Gigaset provisioning document. Its ``certificate`` step points at fresh
-    one-time URLs when the device needs a key: none made yet, the last one not yet downloaded,
-    or the certificate in its renewal window (then a new key and certificate supersede it).
-    Otherwise the document has no step."""
-    return _no_store(Response(provisioning_xml.document(_delivery(mac, query)), mimetype=XML))
+def provisioning_document(mac: str) -> Response:
+    """A complete Gigaset provisioning document. Its ``certificate`` step points at the URLs of
+    the delivery waiting for the device (the same URLs on every call, until the key is
+    downloaded or they expire); otherwise the document has no step. Only reads: prepare a step
+    with ``POST /devices/{mac}/provisioning-step``."""
+    delivery = services().credentials.pending(mac, principal())
+    return _no_store(Response(provisioning_xml.document(delivery), mimetype=XML))
 
 
 @blp.route("/devices/<string:mac>/provisioning-step")
-@blp.doc(security=SECURITY)
-@blp.arguments(ProvisioningQuerySchema, location="query")
-@blp.response(200, content_type=XML, description="Only the <step .../> element")
-@blp.alt_response(204, description="Nothing to deliver: the device's key is current")
-@problem_docs(blp, (403, "MAC outside the token's scope"))
-@require(*WRITERS)
-def provisioning_step(query: dict[str, Any], mac: str) -> Response:
-    """Only the ``<step type="certificate" .../>`` element, or 204 when nothing is due."""
-    delivery = _delivery(mac, query)
-    if delivery is None:
-        return _no_store(Response(status=204))
-    return _no_store(Response(provisioning_xml.step_xml(delivery), mimetype=XML))
+class ProvisioningStep(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, content_type=XML, description="Only the <step .../> element")
+    @blp.alt_response(204, description="No delivery waiting: nothing prepared, or the key was fetched")
+    @problem_docs(blp, (403, "MAC outside the token's scope"))
+    @require(*WRITERS)
+    def get(self, mac: str) -> Response:
+        """Only the ``<step type="certificate" .../>`` element of the waiting delivery (the same
+        URLs on every call), or 204 when none waits. Only reads."""
+        delivery = services().credentials.pending(mac, principal())
+        if delivery is None:
+            return _no_store(Response(status=204))
+        return _no_store(Response(provisioning_xml.step_xml(delivery), mimetype=XML))
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(ProvisioningRequestSchema)
+    @blp.response(201, DeliverySchema, description="A new key and certificate were made")
+    @blp.alt_response(200, schema=DeliverySchema, description="The delivery already waiting", success=True)
+    @blp.alt_response(204, description="Nothing due: the device has its key, renewal not yet due")
+    @problem_docs(blp, (403, "MAC outside the token's scope"), (422, "Key type refused by policy"))
+    @require(*WRITERS)
+    def post(self, body: dict[str, Any], mac: str) -> Any:
+        """Prepare the device's next ``certificate`` step; the GETs then serve it. No key made
+        yet, the last one revoked, or its download expired undelivered: a new key and
+        certificate (201). Its key still waiting: that delivery (200), with new URLs when
+        ``fresh_urls`` is set (the unused old ones expire). Key delivered and the certificate in
+        its renewal window: a new key and certificate that supersede it (201). Otherwise 204.
+        Concurrent calls for one device make one key."""
+        step = services().credentials.provision(
+            mac,
+            principal(),
+            profile=body["profile"],
+            key_type=body["key_type"],
+            fresh_urls=body["fresh_urls"],
+        )
+        if step.delivery is None:
+            return _no_store(Response(status=204))
+        return step.delivery, 201 if step.made else 200, {"Cache-Control": "no-store"}
 
 
 @blp.route("/device-imports", methods=["POST"])

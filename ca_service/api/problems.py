@@ -18,7 +18,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
 from ca_service.errors import CAError, Kind
-from ca_service.metrics import HTTP_REQUESTS
+from ca_service.metrics import HTTP_METHODS, HTTP_REQUESTS, method_label
 
 log = logging.getLogger("ca_service.api")
 
@@ -48,6 +48,7 @@ RENDER: dict[Kind, tuple[int, str]] = {
     Kind.FORBIDDEN: (403, "Not allowed"),
     Kind.NOT_FOUND: (404, "Not found"),
     Kind.METHOD_NOT_ALLOWED: (405, "Method not allowed"),
+    Kind.NOT_IMPLEMENTED: (501, "Method not implemented"),
     Kind.UNSUPPORTED_MEDIA_TYPE: (415, "Unsupported media type"),
     Kind.TOO_LARGE: (413, "Request body too large"),
     Kind.CONFLICT: (409, "Conflict with current state"),
@@ -186,7 +187,26 @@ def _http(exc: HTTPException) -> Response:
 
 
 def install(app: Flask) -> None:
-    """Register the REST request hooks on ``app`` (body types, request timing and id)."""
+    """Register the request hooks on ``app``, in this order: timing and request id; unknown
+    methods refused (501, before routing or any database work); authentication of views that
+    need a bearer token (401/403 before their body or query is validated); REST body types
+    (415); and the request histogram with bounded labels after each request."""
+    from ca_service.api.auth import authenticate_first
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        request_id()  # every request has its id from the start (ACME problems carry it too)
+
+    @app.before_request
+    def _known_method() -> None:
+        if request.method not in HTTP_METHODS:
+            raise CAError(
+                Kind.NOT_IMPLEMENTED,
+                f"This service answers only the methods {', '.join(sorted(HTTP_METHODS))}.",
+            )
+
+    app.before_request(authenticate_first)
 
     @app.before_request
     def _body_type() -> Response | None:
@@ -210,18 +230,13 @@ def install(app: Flask) -> None:
             )
         return None
 
-    @app.before_request
-    def _start() -> None:
-        g.started = time.perf_counter()
-        request_id()  # every request has its id from the start (ACME problems carry it too)
-
     @app.after_request
     def _tag(response: Response) -> Response:
         response.headers["X-Request-Id"] = request_id()
         started = getattr(g, "started", None)
         if started is not None:
             endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-            HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).observe(
+            HTTP_REQUESTS.labels(method_label(request.method), endpoint, str(response.status_code)).observe(
                 time.perf_counter() - started
             )
         return response
