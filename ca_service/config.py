@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ca_service.domain import Profile
 from ca_service.errors import CAError, Kind
@@ -154,18 +155,35 @@ class Settings:
         raise CAError(Kind.INVALID_PROFILE, f"Unknown profile '{wanted[:40]}'; known profiles: {names}.")
 
     def public_dump(self) -> dict[str, object]:
-        """Settings fit to print: secrets replaced by a marker."""
+        """Settings fit to print: secrets replaced by a marker, the database password masked."""
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if not f.repr:
                 value = "(set)" if value else "(unset)"
+            elif f.name == "database_url":
+                value = masked_url(value)
             elif isinstance(value, Path):
                 value = str(value)
             elif f.name == "profiles":
                 value = [dataclasses.asdict(p) for p in value]
             out[f.name] = value
         return out
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit to show: a password, in ``scheme://user:password@host/...`` or as a
+    ``password=`` query parameter (libpq), replaced by ``***`` as SQLAlchemy's
+    ``render_as_string(hide_password=True)`` does (config imports no SQLAlchemy)."""
+    parts = original = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k.lower() == "password" for k, _ in query):
+        hidden = [(k, "***" if k.lower() == "password" else v) for k, v in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
+    return url if parts == original else urlunsplit(parts)
 
 
 def _coerce(name: str, hint: Any, raw: Any) -> Any:

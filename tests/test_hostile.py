@@ -4,25 +4,54 @@ and PostgreSQL wherever storage is involved."""
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
+import json
+import os
 import re
 import runpy
 import secrets
+import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import josepy as jose
 import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 import ca_service
 from ca_service import Services
-from ca_service.errors import CAError
+from ca_service.authority.issuer import Issuer
+from ca_service.bundle.inspect import GIGASET_NET, suggested_purpose
+from ca_service.cli import main
+from ca_service.cli.trust import OUT_OF_BAND
+from ca_service.domain import MacAddress
+from ca_service.enrollment.acme import LEGACY_EAB_CONTEXT, eab_context
+from ca_service.errors import CAError, Kind
 from ca_service.metrics import DOWNLOAD_PROBES
-from ca_service.store.models import Base, DownloadTokenRow, WrappedKeyRow, utcnow
+from ca_service.store import Database
+from ca_service.store.models import (
+    AcmeAccountRow,
+    Base,
+    CertificateRow,
+    DownloadTokenRow,
+    EabKeyRow,
+    WrappedKeyRow,
+    utcnow,
+)
 
 PREFIX = "urn:ca-service:problem:"
 
@@ -255,3 +284,387 @@ def test_concurrent_fetches_of_an_old_and_a_new_url_get_the_key_once(
     if not live_old_url:  # the superseded URL never wins
         assert not any("PRIVATE KEY" in a for a in answers[0::2])
     assert key_state(services)[0] == 0
+
+
+# -- body caps hold for chunked uploads -----------------------------------------------------
+def chunked(client: FlaskClient, path: str, body: bytes, content_type: str, headers: dict[str, str]) -> Any:
+    """POST ``body`` as a streamed (chunked) upload: no Content-Length, as gunicorn hands it on."""
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        headers={**headers, "Transfer-Encoding": "chunked", "Content-Type": content_type},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_chunked_uploads_past_the_cap_are_413(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    warm_up(client)
+    before = rows(services)
+    rows_csv = b"mac\n" + b"".join(b"7C2F80%06X\n" % i for i in range(9 * 1024 * 1024 // 13 + 1))
+    assert len(rows_csv) > services.settings.max_import_bytes
+    body = problem(chunked(client, "/api/v1/device-imports", rows_csv, "text/csv", admin), 413)
+    assert body["limit_bytes"] == services.settings.max_import_bytes
+    big_json = b'{"csr": "' + b"A" * (services.settings.max_body_bytes + 10) + b'"}'
+    body = problem(chunked(client, "/api/v1/certificates", big_json, "application/json", admin), 413)
+    assert body["limit_bytes"] == services.settings.max_body_bytes
+    acme = chunked(client, "/acme/new-order", big_json, "application/jose+json", {})
+    assert acme.status_code == 413 and acme.json["type"] == "urn:ietf:params:acme:error:malformed"
+    assert rows(services) == before
+    # under the cap a chunked import is read whole
+    small = chunked(client, "/api/v1/device-imports", b"mac\n7C2F80000001\n", "text/csv", admin)
+    assert small.status_code == 200 and small.json["created"] == 1
+
+
+# -- unauthenticated ACME requests write nothing -------------------------------------------
+def test_acme_nonces_and_garbage_posts_write_nothing(client: FlaskClient, services: Services) -> None:
+    warm_up(client)
+    before = rows(services)
+    for _ in range(5):
+        assert client.head("/acme/new-nonce").status_code == 200
+        assert client.get("/acme/new-nonce").status_code in (200, 204)
+    garbage = [b"", b"{}", b"not json", b'{"protected": "x", "payload": "y", "signature": "z"}']
+    for body in garbage:
+        response = client.post("/acme/new-order", data=body, content_type="application/jose+json")
+        assert response.status_code == 400 and response.json["type"].startswith("urn:ietf:params:acme:error:")
+        assert response.headers["Replay-Nonce"]
+    assert rows(services) == before
+
+
+# -- ranges that used to be 500s --------------------------------------------------------------
+EXTREMES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+
+
+@pytest.mark.parametrize("when", EXTREMES)
+def test_expires_before_out_of_range_is_400(
+    client: FlaskClient, admin: dict[str, str], services: Services, when: str
+) -> None:
+    before = rows(services)
+    response = client.get(f"/api/v1/certificates?expires_before={quote(when)}", headers=admin)
+    assert "outside the years 1 to 9999" in problem(response, 400, "malformed")["detail"]
+    assert rows(services) == before
+
+
+def _issued(client: FlaskClient, admin: dict[str, str]) -> dict[str, Any]:
+    return delivery(client, admin)["certificate"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("when", "words"),
+    [
+        (EXTREMES[0], "outside the years 1 to 9999"),
+        (EXTREMES[1], "outside the years 1 to 9999"),
+        ("yesterday", "before certificate"),  # notBefore is now minus a few minutes
+        ("2999-01-01T00:00:00Z", "may not be in the future"),
+    ],
+)
+def test_bad_invalidity_dates_are_400(
+    client: FlaskClient, admin: dict[str, str], services: Services, when: str, words: str
+) -> None:
+    cert = _issued(client, admin)
+    if when == "yesterday":
+        when = (utcnow() - timedelta(days=1)).isoformat()
+    before = rows(services)
+    for path in (f"/api/v1/certificates/{cert['serial']}/revoke", f"/api/v1/devices/{MAC}/revoke"):
+        response = client.post(path, json={"reason": "keyCompromise", "invalidity_date": when}, headers=admin)
+        assert words in problem(response, 400, "malformed")["detail"]
+    assert rows(services) == before
+    with services.db.read() as session:
+        assert session.scalar(select(CertificateRow.status)) == "valid"
+
+
+# -- pagination ---------------------------------------------------------------------------------
+def test_renewals_due_and_device_certificates_are_paginated(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    for _ in range(3):
+        delivery(client, admin)
+    due = client.get("/api/v1/renewals/due?days=3650&page_size=2", headers=admin)
+    assert due.status_code == 200 and len(due.json) == 2
+    assert json.loads(due.headers["X-Pagination"])["total"] == 3
+    assert len(client.get("/api/v1/renewals/due?days=3650&page=2&page_size=2", headers=admin).json) == 1
+    device = client.get(f"/api/v1/devices/{MAC}?page_size=2", headers=admin).json
+    assert len(device["certificates"]) == 2 and device["certificates_total"] == 3
+    last = client.get(f"/api/v1/devices/{MAC}?page=2&page_size=2", headers=admin).json["certificates"]
+    assert len(last) == 1 and last[0]["serial"] not in {c["serial"] for c in device["certificates"]}
+    problem(client.get(f"/api/v1/devices/{MAC}?page_size=1000", headers=admin), 422)
+
+
+# -- public endpoints that sign -----------------------------------------------------------------
+def test_healthz_does_not_sign_on_every_request(
+    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signed: list[str] = []
+    real = Issuer.self_test
+
+    def counting(issuer: Issuer) -> None:
+        signed.append(issuer.name)
+        real(issuer)
+
+    monkeypatch.setattr(Issuer, "self_test", counting)
+    before = rows(services)
+    for _ in range(20):
+        assert client.get("/healthz").json["checks"]["keystore"] == "ok"
+    assert len(signed) == 1
+    assert rows(services) == before
+
+
+def _ocsp_request(client: FlaskClient, admin: dict[str, str], nonce: bytes) -> bytes:
+    cert = _issued(client, admin)
+    leaf = x509.load_pem_x509_certificate(cert["certificate_pem"].encode())
+    issuer = x509.load_pem_x509_certificate(cert["chain_pem"].encode())
+    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA256())
+    builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize(("size", "ok"), [(60_000, False), (33, False), (32, True), (1, True)])
+def test_ocsp_nonce_length_is_1_to_32_octets(
+    client: FlaskClient, admin: dict[str, str], services: Services, size: int, ok: bool
+) -> None:
+    request = _ocsp_request(client, admin, b"n" * size)
+    before = rows(services)
+    answer = client.post("/ocsp", data=request, content_type="application/ocsp-request")
+    assert answer.status_code == (200 if ok else 400)
+    parsed = ocsp.load_der_ocsp_response(answer.data)
+    if ok:
+        assert parsed.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+        assert parsed.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"n" * size
+    else:
+        assert parsed.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+        assert b"n" * 33 not in answer.data
+    assert rows(services) == before
+
+
+# -- secrets in output and logs -------------------------------------------------------------
+def test_config_masks_the_database_password(tmp_path: Path) -> None:
+    env = {
+        "CA_SERVICE_HOME": str(tmp_path),
+        "CA_SERVICE_DATABASE_URL": "postgresql://ca:hunter2-Secret@db.example:5432/ca?password=also-Secret",
+        "CA_SERVICE_KEY_PASSPHRASE": "correct horse battery staple, quite long",
+    }
+    shown = CliRunner().invoke(main, ["config"], env=env, catch_exceptions=False)
+    assert shown.exit_code == 0
+    assert "Secret" not in shown.output and "horse" not in shown.output
+    dumped = json.loads(shown.output)
+    assert dumped["database_url"] == "postgresql://ca:***@db.example:5432/ca?password=***"
+    assert dumped["key_passphrase"] == "(set)"
+
+
+def test_engines_hide_statement_parameters(services: Services) -> None:
+    secret = "topsecret-" + secrets.token_hex(8)
+    with pytest.raises(Exception) as failed, services.db.read() as session:
+        session.execute(text("SELECT * FROM no_such_table WHERE x = :p"), {"p": secret})
+    chain = [failed.value, failed.value.__cause__]
+    assert all(secret not in str(e) for e in chain if e is not None)
+    assert services.db.engine.hide_parameters and services.db.write_engine.hide_parameters
+
+
+def test_sqlite_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    stale = home / "ca.db"
+    stale.touch(mode=0o644)
+    previous = os.umask(0o022)
+    try:
+        db = Database(f"sqlite:///{stale}")
+        with db.write() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+            session.execute(text("INSERT INTO t VALUES (1)"))
+        files = [stale, home / "ca.db-wal", home / "ca.db-shm"]
+        assert all(f.exists() for f in files)
+        assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o600] * 3
+        db.dispose()
+        fresh = home / "new.db"
+        Database(f"sqlite:///{fresh}").dispose()
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+    finally:
+        os.umask(previous)
+
+
+# -- EAB HMAC keys are bound to their kid -----------------------------------------------------
+def test_eab_keys_open_only_in_their_own_row(services: Services) -> None:
+    kid_a, key_a = services.acme.create_eab("platform-a", ("7C2F80",))
+    kid_b, _ = services.acme.create_eab("platform-b", ("589EC6",))
+    assert services.acme.eab_key(kid_a).hmac_key == b64url(key_a)
+    with services.db.write() as session:  # a sealed key copied into another row does not open there
+        sealed_a = session.scalar(select(EabKeyRow.hmac_key).where(EabKeyRow.kid == kid_a))
+        session.execute(update(EabKeyRow).where(EabKeyRow.kid == kid_b).values(hmac_key=sealed_a))
+    with pytest.raises(CAError) as refused:
+        services.acme.eab_key(kid_b)
+    assert refused.value.kind is Kind.INTERNAL
+
+
+def test_eab_keys_sealed_the_old_way_still_open_and_are_resealed(services: Services) -> None:
+    kid, key = services.acme.create_eab("platform-old", ("7C2F80",))
+    wrapping = services.credentials.wrapping_key()
+    with services.db.write() as session:  # as a key made before the binding was stored
+        session.execute(update(EabKeyRow).values(hmac_key=wrapping.wrap(b64url(key), LEGACY_EAB_CONTEXT)))
+    assert services.acme.eab_key(kid).hmac_key == b64url(key)
+    assert services.acme.reseal_eab_keys() == 1
+    assert services.acme.reseal_eab_keys() == 0
+    with services.db.read() as session:
+        sealed = session.scalar(select(EabKeyRow.hmac_key))
+    assert wrapping.unwrap(sealed, eab_context(kid)) == b64url(key)
+
+
+def b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# -- MAC spellings: ASCII hex digits and the documented separators only ------------------------
+@pytest.mark.parametrize(
+    "mac",
+    [
+        "\ufb002F80E0D605",
+        "7C2F80E0D605\u00a0",
+        "\u000b7C2F80E0D605",
+        "7C2F80E0D6\u00a005",
+        "7C 2F 80 E0 D6 05",
+        "7C2F80E0D6\u0660\u0665",
+        "\uff17C2F80E0D605",
+    ],
+    ids=["ligature", "nbsp-after", "vertical-tab", "nbsp-inside", "spaces", "arabic-digits", "fullwidth"],
+)
+def test_macs_with_lookalike_characters_are_refused(
+    client: FlaskClient, admin: dict[str, str], services: Services, mac: str
+) -> None:
+    before = rows(services)
+    response = client.post("/api/v1/devices", json={"mac": mac}, headers=admin)
+    problem(response, 422, "bad-identifier")
+    assert rows(services) == before
+    for spelling in ("7c:2f:80:e0:d6:05", " 7C-2F-80-E0-D6-05\n", "\t7c2f.80e0.d605"):
+        assert MacAddress.parse(spelling).value == MAC
+
+
+# -- ACME contact: mailto only ------------------------------------------------------------------
+def _jws(header: dict[str, Any], payload: bytes, sign: Any) -> bytes:
+    protected = jose.b64.b64encode(json.dumps(header).encode()).decode()
+    body = jose.b64.b64encode(payload).decode()
+    signature = sign(f"{protected}.{body}".encode())
+    return json.dumps(
+        {"protected": protected, "payload": body, "signature": jose.b64.b64encode(signature).decode()}
+    ).encode()
+
+
+def _acme(client: FlaskClient, path: str, payload: dict[str, Any], key: jose.JWKEC, **header: Any) -> Any:
+    url = "http://ca.test/acme/" + path
+    nonce = client.head("/acme/new-nonce").headers["Replay-Nonce"]
+    head = {"alg": "ES256", "url": url, "nonce": nonce, **header}
+    if "kid" not in head:
+        head["jwk"] = key.public_key().to_partial_json()
+    body = _jws(head, json.dumps(payload).encode(), lambda m: jose.ES256.sign(key.key, m))
+    return client.post("/acme/" + path, data=body, content_type="application/jose+json")
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [
+        ["javascript:alert(1)"],
+        ["mailto:a@example.com?body=x"],
+        ["mailto:a@example.com,b@example.com"],
+        ["https://example.com"],
+        ["mailto:"],
+        ["mailto:ops@example.com"] * 9,
+        "mailto:ops@example.com",
+    ],
+)
+def test_acme_contacts_are_mailto_only(client: FlaskClient, services: Services, contact: Any) -> None:
+    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    kid, hmac_key = services.acme.create_eab(f"eab-{secrets.token_hex(4)}", ("7C2F80",))
+    url = "http://ca.test/acme/new-account"
+    eab = json.loads(
+        _jws(
+            {"alg": "HS256", "kid": kid, "url": url},
+            json.dumps(key.public_key().to_partial_json()).encode(),
+            lambda m: jose.HS256.sign(b64url(hmac_key), m),
+        )
+    )
+    warm_up(client)
+    before = rows(services)
+    refused = _acme(client, "new-account", {"contact": contact, "externalAccountBinding": eab}, key)
+    assert refused.status_code == 400 and refused.json["type"] == "urn:ietf:params:acme:error:invalidContact"
+    assert rows(services) == before | {"acme_nonces": before["acme_nonces"] + 1}  # the redeemed nonce
+    made = _acme(
+        client, "new-account", {"contact": ["mailto:ops@example.com"], "externalAccountBinding": eab}, key
+    )
+    assert made.status_code == 201, made.json
+    account_url = made.headers["Location"]
+    path = account_url.removeprefix("http://ca.test/acme/")
+    update_refused = _acme(client, path, {"contact": contact}, key, kid=account_url)
+    assert update_refused.json["type"] == "urn:ietf:params:acme:error:invalidContact"
+    with services.db.read() as session:
+        assert session.scalar(select(AcmeAccountRow.contact)) == ["mailto:ops@example.com"]
+
+
+# -- foreign data in CLI output ----------------------------------------------------------------
+HOSTILE_NAME = "evil\x1b]0;owned\x07\r\x1b[2KGigaset.net\u202e"
+
+
+def test_cli_output_escapes_control_characters_of_foreign_data(
+    services: Services, env_for: dict[str, str], tmp_path: Path
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTILE_NAME)])
+    now = utcnow()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = tmp_path / "hostile.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    runner = CliRunner()
+    added = runner.invoke(
+        main, ["trust", "add", str(pem), "--purpose", "other", "--label", "hostile subject"], env=env_for
+    )
+    listed = runner.invoke(main, ["trust", "list"], env=env_for)
+    inspected = runner.invoke(main, ["inspect", str(pem)], env=env_for)
+    for result in (added, listed, inspected):
+        assert result.exit_code == 0, result.output
+        assert not any(c in result.output for c in "\x1b\x07\r\u202e"), result.output
+    assert "subject:     CN=evil\\x1b]0\\;owned\\x07\\r\\x1b[2KGigaset.net\\u202e" in inspected.output
+    assert "\t" in listed.output  # the columns are still tab-separated
+
+
+def test_capture_suggestion_says_names_can_be_faked() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "7C2F80E0D605")])
+    now = utcnow()
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(GIGASET_NET)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    assert "the names suggest that purpose" in suggested_purpose([leaf])
+    assert "out of band" in OUT_OF_BAND and "fingerprints" in OUT_OF_BAND
+
+
+def test_import_report_neutralises_formulas(
+    services: Services, env_for: dict[str, str], tmp_path: Path
+) -> None:
+    source = tmp_path / "devices.csv"
+    source.write_text(
+        'mac,model\n=HYPERLINK("http://x.example","click"),N870\n+1+2,N870\n@SUM(A1),N870\n7C2F80E0D605,N870\n'
+    )
+    report = tmp_path / "rejected.csv"
+    result = CliRunner().invoke(
+        main, ["devices", "import", str(source), "--report", str(report)], env=env_for
+    )
+    assert result.exit_code == 2, result.output
+    with report.open(newline="") as fh:
+        cells = [cell for row in csv.reader(fh) for cell in row]
+    assert not any(c.startswith(("=", "+", "-", "@")) for c in cells), cells
+    assert '\'=HYPERLINK("http://x.example"' in " ".join(cells)

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, g, request
 from ca_service.acme import jws
 from ca_service.acme.problems import from_caerror
 from ca_service.domain import parse_serial
-from ca_service.enrollment.acme import Account, AcmeAuthority, Order
+from ca_service.enrollment.acme import Account, AcmeAuthority, Order, check_contact
 from ca_service.errors import CAError, Kind
 
 bp = Blueprint("acme", __name__, url_prefix="/acme")
@@ -228,10 +228,8 @@ def new_account() -> Response:
         raise CAError(Kind.UNAUTHORIZED, "The external account binding is for another account key.")
     if key_record.bound:
         raise CAError(Kind.UNAUTHORIZED, "This external account binding key is already bound to an account.")
-    contact = body.get("contact") or []
-    if not isinstance(contact, list) or not all(isinstance(c, str) and len(c) < 256 for c in contact):
-        raise CAError(Kind.INVALID_CONTACT, "'contact' is a list of URLs.")
-    account = authority().new_account(key.to_json(), thumb, key_record, contact[:8])
+    contact = check_contact(body.get("contact") or [])
+    account = authority().new_account(key.to_json(), thumb, key_record, contact)
     return reply(account_body(account), 201, account_url(account))
 
 
@@ -241,11 +239,7 @@ def account(account_id: int) -> Response:
     if acct.id != account_id:
         raise CAError(Kind.UNAUTHORIZED, "Requests for an account must be signed by that account.")
     body = {} if signed.payload == b"" else payload_object(signed)
-    contact = body.get("contact")
-    if contact is not None and (
-        not isinstance(contact, list) or not all(isinstance(c, str) for c in contact)
-    ):
-        raise CAError(Kind.INVALID_CONTACT, "'contact' is a list of URLs.")
+    contact = check_contact(body["contact"]) if body.get("contact") is not None else None
     status = body.get("status")
     if status not in (None, "deactivated"):
         raise CAError(Kind.MALFORMED, "An account may only be set to status 'deactivated'.")

@@ -14,6 +14,7 @@ from ca_service.api.schemas import (
     CredentialRequestSchema,
     DeliverySchema,
     DeviceChangeSchema,
+    DeviceQuerySchema,
     DeviceRegisterSchema,
     DeviceSchema,
     DeviceSummarySchema,
@@ -63,12 +64,15 @@ class Devices(MethodView):
 @blp.route("/devices/<string:mac>")
 class Device(MethodView):
     @blp.doc(security=SECURITY)
+    @blp.arguments(DeviceQuerySchema, location="query")
     @blp.response(200, DeviceSchema)
     @problem_docs(blp, (404, "Unknown device"))
     @require(*ANY_ROLE)
-    def get(self, mac: str) -> Any:
-        """A device by MAC (any common spelling) with its certificates, current and past."""
-        return services().enrollment.device(mac, principal())
+    def get(self, query: dict[str, Any], mac: str) -> Any:
+        """A device by MAC (any common spelling) with a page of its certificates, current and
+        past, newest first (``page``, ``page_size`` up to 100; ``certificates_total`` counts all)."""
+        size = query["page_size"]
+        return services().enrollment.device(mac, principal(), offset=(query["page"] - 1) * size, limit=size)
 
     @blp.doc(security=SECURITY)
     @blp.arguments(DeviceChangeSchema)
@@ -157,7 +161,7 @@ class ProvisioningStep(MethodView):
 
 
 @blp.route("/device-imports", methods=["POST"])
-@accepts("text/csv")
+@accepts("text/csv", limit_setting="max_import_bytes")
 @blp.doc(
     security=SECURITY,
     requestBody={"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True},
@@ -169,5 +173,4 @@ def device_import() -> Any:
     """Register devices from a CSV (``text/csv``, header row: ``mac`` required, ``model``,
     ``firmware``, any other column is a label). Idempotent; bad rows are reported, good rows kept.
     This endpoint alone accepts bodies up to ``max_import_bytes`` (default 8 MiB)."""
-    request.max_content_length = services().settings.max_import_bytes
     return services().devices.import_csv(principal(), csv_lines(request.get_data()))

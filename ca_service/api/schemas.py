@@ -72,7 +72,16 @@ class DeviceSummarySchema(Schema):
 
 
 class DeviceSchema(DeviceSummarySchema):
-    certificates = fields.List(fields.Nested(CertificateSchema))
+    certificates = fields.List(
+        fields.Nested(CertificateSchema),
+        metadata={"description": "A page of the device's certificates, newest first (page, page_size)."},
+    )
+    certificates_total = fields.Integer(metadata={"description": "How many certificates the device has."})
+
+
+class DeviceQuerySchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
 
 
 class ProfileSchema(Schema):
