@@ -47,6 +47,10 @@ class Settings:
     bind: str = "127.0.0.1:8000"
     workers: int = 0  # 0: derived from the CPU count
     key_passphrase: str = field(default="", repr=False)  # empty: <home>/keys/passphrase
+    # the file key_passphrase was read from (CA_SERVICE_KEY_PASSPHRASE_FILE, the systemd
+    # credential, the TOML file); set by load_settings only, so the key store can tell a
+    # passphrase lying in the home
+    key_passphrase_origin: str = ""
     wrapping_key_uri: str = ""  # pkcs11: URI of an AES key in a token; empty: the file wrapping key
     kdf_cost: str = "standard"  # work factor of passphrase KDFs that seal keys (KDF_COSTS)
     test_only_settings: bool = False  # true only in the test suite: permits kdf_cost = "minimal"
@@ -235,9 +239,15 @@ def _read_value_file(variable: str, path: str) -> str:
         raise CAError(Kind.MALFORMED, f"Cannot read the file {path} named by {variable}.") from exc
 
 
+SYSTEMD_CREDENTIAL = "key-passphrase"  # $CREDENTIALS_DIRECTORY/key-passphrase (LoadCredential=)
+DERIVED = ("profiles", "key_passphrase_origin")  # never read as CA_SERVICE_<FIELD>
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build Settings from defaults, the TOML file named by $CA_SERVICE_CONFIG, the environment
-    and finally ``overrides`` (used by tests and the CLI)."""
+    and finally ``overrides`` (used by tests and the CLI). Without a key passphrase from any of
+    those, a systemd credential ``key-passphrase`` ($CREDENTIALS_DIRECTORY, systemd.exec(5))
+    is read. ``key_passphrase_origin`` records the file the passphrase came from."""
     env = os.environ if environ is None else environ
     hints = get_type_hints(Settings)
     values: dict[str, Any] = {}
@@ -251,10 +261,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         for key, raw in data.items():
             if key == "profiles":
                 values["profiles"] = _profiles(raw)
-            elif key in hints:
+            elif key in hints and key not in DERIVED:
                 values[key] = _coerce(key, hints[key], raw)
             else:
                 raise CAError(Kind.MALFORMED, f"Unknown setting '{key}' in {config_file}.")
+        if "key_passphrase" in values:
+            values["key_passphrase_origin"] = config_file
     for f in fields(Settings):
         name = ENV_PREFIX + f.name.upper()
         raw = env.get(name)
@@ -262,7 +274,18 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             if raw is not None:
                 raise CAError(Kind.MALFORMED, f"Set {name} or {name}_FILE, not both.")
             raw = _read_value_file(name + "_FILE", env[name + "_FILE"])
-        if raw is not None and f.name != "profiles":
+            if f.name == "key_passphrase":
+                values["key_passphrase_origin"] = env[name + "_FILE"]
+        elif raw is not None and f.name == "key_passphrase":
+            values["key_passphrase_origin"] = ""  # the environment: in no file
+        if raw is not None and f.name not in DERIVED:
             values[f.name] = _coerce(f.name, hints[f.name], raw)
+    credentials = env.get("CREDENTIALS_DIRECTORY")
+    credential = Path(credentials) / SYSTEMD_CREDENTIAL if credentials else None
+    if not values.get("key_passphrase") and credential is not None and credential.is_file():
+        values["key_passphrase"] = _read_value_file("CREDENTIALS_DIRECTORY", str(credential))
+        values["key_passphrase_origin"] = str(credential)
     values.update(overrides)
+    if "key_passphrase" in overrides and "key_passphrase_origin" not in overrides:
+        values["key_passphrase_origin"] = ""
     return Settings(**values)
