@@ -548,14 +548,60 @@ def _jws(header: dict[str, Any], payload: bytes, sign: Any) -> bytes:
     ).encode()
 
 
-def _acme(client: FlaskClient, path: str, payload: dict[str, Any], key: jose.JWKEC, **header: Any) -> Any:
+def _acme(
+    client: FlaskClient,
+    path: str,
+    payload: dict[str, Any],
+    key: jose.JWKEC,
+    nonce: str | None = None,
+    signer: jose.JWKEC | None = None,
+    **header: Any,
+) -> Any:
+    """A flattened-JWS ACME POST through the test client (``signer``: another key signs it)."""
     url = "http://ca.test/acme/" + path
-    nonce = client.head("/acme/new-nonce").headers["Replay-Nonce"]
+    nonce = nonce or client.head("/acme/new-nonce").headers["Replay-Nonce"]
     head = {"alg": "ES256", "url": url, "nonce": nonce, **header}
     if "kid" not in head:
         head["jwk"] = key.public_key().to_partial_json()
-    body = _jws(head, json.dumps(payload).encode(), lambda m: jose.ES256.sign(key.key, m))
+    body = _jws(head, json.dumps(payload).encode(), lambda m: jose.ES256.sign((signer or key).key, m))
     return client.post("/acme/" + path, data=body, content_type="application/jose+json")
+
+
+def _binding(services: Services, key: jose.JWKEC) -> dict[str, Any]:
+    """A fresh EAB key's externalAccountBinding for ``key`` (RFC 8555 section 7.3.4)."""
+    kid, hmac_key = services.acme.create_eab(f"eab-{secrets.token_hex(4)}", ("7C2F80",))
+    return json.loads(  # type: ignore[no-any-return]
+        _jws(
+            {"alg": "HS256", "kid": kid, "url": "http://ca.test/acme/new-account"},
+            json.dumps(key.public_key().to_partial_json()).encode(),
+            lambda m: jose.HS256.sign(b64url(hmac_key), m),
+        )
+    )
+
+
+def test_forged_acme_requests_do_not_spend_a_nonce(client: FlaskClient, services: Services) -> None:
+    """The signature is verified before the nonce is redeemed: a forged POST (a valid nonce, a
+    signature by another key) writes nothing, and the nonce still works for its owner."""
+    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    made = _acme(client, "new-account", {"externalAccountBinding": _binding(services, key)}, key)
+    assert made.status_code == 201, made.json
+    account_url = made.headers["Location"]
+    order = {"identifiers": [{"type": "permanent-identifier", "value": MAC}]}
+    nonce = client.head("/acme/new-nonce").headers["Replay-Nonce"]
+    before = rows(services)
+    forger = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    for attempt in (
+        {"signer": forger, "kid": account_url},  # another key, this account's kid
+        {"signer": forger},  # jwk of the forger's own, on a kid-only resource
+        {"signer": forger, "kid": "http://ca.test/acme/acct/999999"},
+    ):
+        forged = _acme(client, "new-order", order, key, nonce=nonce, **attempt)
+        assert (
+            forged.status_code in (400, 403) and forged.json["type"] != "urn:ietf:params:acme:error:badNonce"
+        )
+    assert rows(services) == before
+    real = _acme(client, "new-order", order, key, nonce=nonce, kid=account_url)
+    assert real.status_code == 201, real.json
 
 
 @pytest.mark.parametrize(
@@ -572,15 +618,7 @@ def _acme(client: FlaskClient, path: str, payload: dict[str, Any], key: jose.JWK
 )
 def test_acme_contacts_are_mailto_only(client: FlaskClient, services: Services, contact: Any) -> None:
     key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    kid, hmac_key = services.acme.create_eab(f"eab-{secrets.token_hex(4)}", ("7C2F80",))
-    url = "http://ca.test/acme/new-account"
-    eab = json.loads(
-        _jws(
-            {"alg": "HS256", "kid": kid, "url": url},
-            json.dumps(key.public_key().to_partial_json()).encode(),
-            lambda m: jose.HS256.sign(b64url(hmac_key), m),
-        )
-    )
+    eab = _binding(services, key)
     warm_up(client)
     before = rows(services)
     refused = _acme(client, "new-account", {"contact": contact, "externalAccountBinding": eab}, key)

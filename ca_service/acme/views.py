@@ -96,16 +96,17 @@ def signed_request(allow_jwk: bool = False) -> tuple[jws.Signed, Account | None,
     if "kid" in signed.header and request.endpoint == "acme.new_account":
         raise CAError(Kind.MALFORMED, "newAccount requests are signed with 'jwk', not 'kid'.")
     account_id = _account_id(str(signed.header["kid"])) if "kid" in signed.header else None
-    ok, g.acme_nonce, account = authority().use_nonce(signed.header["nonce"], account_id)
     g.acme_account = account_id
+    account = authority().account(account_id) if account_id is not None else None
+    if account_id is not None and account is None:
+        raise CAError(Kind.ACCOUNT_MISSING, "There is no account with this key id.")
+    key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
+    jws.verify(signed, key)  # before the nonce is redeemed: a forged request writes nothing
+    ok, g.acme_nonce = authority().use_nonce(signed.header["nonce"])
     if not ok:
         raise CAError(
             Kind.BAD_NONCE, "The nonce is unknown, used or expired; retry with the Replay-Nonce given."
         )
-    if account_id is not None and account is None:
-        raise CAError(Kind.ACCOUNT_MISSING, "There is no account with this key id.")
-    key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
-    jws.verify(signed, key)
     if account is not None and account.status != "valid":
         raise CAError(Kind.UNAUTHORIZED, "This account is deactivated.")
     return signed, account, key

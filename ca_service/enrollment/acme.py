@@ -143,17 +143,21 @@ class AcmeAuthority:
         """A fresh nonce (no database write, see :mod:`ca_service.enrollment.nonces`)."""
         return self.nonces.mint()
 
-    def use_nonce(self, presented: str, account_id: int | None = None) -> tuple[bool, str, Account | None]:
-        """Redeem ``presented`` and load the signing account in one transaction, and mint the
-        next nonce: (was the nonce good, next nonce, account). A nonce we did not issue, or
-        that expired, is refused without touching the database."""
+    def use_nonce(self, presented: str) -> tuple[bool, str]:
+        """Redeem ``presented`` and mint the next nonce: (was the nonce good, next nonce). A
+        nonce we did not issue, or that expired, is refused without touching the database; the
+        web layer redeems only for a request whose signature it verified, so a forged request
+        writes nothing."""
         fresh = self.nonces.mint()
         if self.nonces.check(presented) is None:
-            return False, fresh, None
+            return False, fresh
         with self.db.write() as session:
-            ok = self.nonces.redeem(session, presented)
-            row = store.account(session, account_id) if ok and account_id is not None else None
-            return ok, fresh, _account(row) if row else None
+            return self.nonces.redeem(session, presented), fresh
+
+    def account(self, account_id: int) -> Account | None:
+        with self.db.read() as session:
+            row = store.account(session, account_id)
+            return _account(row) if row else None
 
     # -- external account binding keys (section 7.3.4) --------------------------------------
     def create_eab(self, name: str, scopes: tuple[str, ...], actor: str = "cli") -> tuple[str, str]:
