@@ -37,6 +37,7 @@ IDENTIFIER_TYPES = ("permanent-identifier", "dns")
 # refusals of a CSR's content; at finalize they are one badCSR (RFC 8555 section 7.4)
 CSR_REFUSALS = (Kind.BAD_KEY, Kind.BAD_SIGNATURE_ALGORITHM, Kind.BAD_IDENTIFIER)
 LEGACY_EAB_CONTEXT = b"acme-eab"  # associated data of EAB HMAC keys sealed before issue 13
+UNBOUND_EAB = "EAB key sealed without its kid binding: run 'ca-service keys reseal'"
 
 
 MAX_CONTACTS = 8
@@ -205,7 +206,7 @@ class AcmeAuthority:
             return wrapping.unwrap(row.hmac_key, eab_context(row.kid))
         except CAError:
             key = wrapping.unwrap(row.hmac_key, LEGACY_EAB_CONTEXT)
-            log.warning("EAB key sealed without its kid; reseal it", extra={"kid": row.kid})
+            log.warning(UNBOUND_EAB, extra={"kid": row.kid})
             return key
 
     def reseal_eab_keys(self) -> int:
