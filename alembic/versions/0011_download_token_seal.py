@@ -2,16 +2,16 @@
 (bound to its credential, kind and hash), so the provisioning GETs return the pending delivery's
 URLs instead of minting new ones (issue 13). Tokens made before have none: a POST renews them.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02 10:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
