@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ca_service.domain import Profile
 from ca_service.errors import CAError, Kind
@@ -46,6 +47,10 @@ class Settings:
     bind: str = "127.0.0.1:8000"
     workers: int = 0  # 0: derived from the CPU count
     key_passphrase: str = field(default="", repr=False)  # empty: <home>/keys/passphrase
+    # the file key_passphrase was read from (CA_SERVICE_KEY_PASSPHRASE_FILE, the systemd
+    # credential, the TOML file); set by load_settings only, so the key store can tell a
+    # passphrase lying in the home
+    key_passphrase_origin: str = ""
     wrapping_key_uri: str = ""  # pkcs11: URI of an AES key in a token; empty: the file wrapping key
     kdf_cost: str = "standard"  # work factor of passphrase KDFs that seal keys (KDF_COSTS)
     test_only_settings: bool = False  # true only in the test suite: permits kdf_cost = "minimal"
@@ -154,18 +159,35 @@ class Settings:
         raise CAError(Kind.INVALID_PROFILE, f"Unknown profile '{wanted[:40]}'; known profiles: {names}.")
 
     def public_dump(self) -> dict[str, object]:
-        """Settings fit to print: secrets replaced by a marker."""
+        """Settings fit to print: secrets replaced by a marker, the database password masked."""
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if not f.repr:
                 value = "(set)" if value else "(unset)"
+            elif f.name == "database_url":
+                value = masked_url(value)
             elif isinstance(value, Path):
                 value = str(value)
             elif f.name == "profiles":
                 value = [dataclasses.asdict(p) for p in value]
             out[f.name] = value
         return out
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit to show: a password, in ``scheme://user:password@host/...`` or as a
+    ``password=`` query parameter (libpq), replaced by ``***`` as SQLAlchemy's
+    ``render_as_string(hide_password=True)`` does (config imports no SQLAlchemy)."""
+    parts = original = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k.lower() == "password" for k, _ in query):
+        hidden = [(k, "***" if k.lower() == "password" else v) for k, v in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
+    return url if parts == original else urlunsplit(parts)
 
 
 def _coerce(name: str, hint: Any, raw: Any) -> Any:
@@ -217,9 +239,15 @@ def _read_value_file(variable: str, path: str) -> str:
         raise CAError(Kind.MALFORMED, f"Cannot read the file {path} named by {variable}.") from exc
 
 
+SYSTEMD_CREDENTIAL = "key-passphrase"  # $CREDENTIALS_DIRECTORY/key-passphrase (LoadCredential=)
+DERIVED = ("profiles", "key_passphrase_origin")  # never read as CA_SERVICE_<FIELD>
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build Settings from defaults, the TOML file named by $CA_SERVICE_CONFIG, the environment
-    and finally ``overrides`` (used by tests and the CLI)."""
+    and finally ``overrides`` (used by tests and the CLI). Without a key passphrase from any of
+    those, a systemd credential ``key-passphrase`` ($CREDENTIALS_DIRECTORY, systemd.exec(5))
+    is read. ``key_passphrase_origin`` records the file the passphrase came from."""
     env = os.environ if environ is None else environ
     hints = get_type_hints(Settings)
     values: dict[str, Any] = {}
@@ -233,10 +261,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         for key, raw in data.items():
             if key == "profiles":
                 values["profiles"] = _profiles(raw)
-            elif key in hints:
+            elif key in hints and key not in DERIVED:
                 values[key] = _coerce(key, hints[key], raw)
             else:
                 raise CAError(Kind.MALFORMED, f"Unknown setting '{key}' in {config_file}.")
+        if "key_passphrase" in values:
+            values["key_passphrase_origin"] = config_file
     for f in fields(Settings):
         name = ENV_PREFIX + f.name.upper()
         raw = env.get(name)
@@ -244,7 +274,18 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             if raw is not None:
                 raise CAError(Kind.MALFORMED, f"Set {name} or {name}_FILE, not both.")
             raw = _read_value_file(name + "_FILE", env[name + "_FILE"])
-        if raw is not None and f.name != "profiles":
+            if f.name == "key_passphrase":
+                values["key_passphrase_origin"] = env[name + "_FILE"]
+        elif raw is not None and f.name == "key_passphrase":
+            values["key_passphrase_origin"] = ""  # the environment: in no file
+        if raw is not None and f.name not in DERIVED:
             values[f.name] = _coerce(f.name, hints[f.name], raw)
+    credentials = env.get("CREDENTIALS_DIRECTORY")
+    credential = Path(credentials) / SYSTEMD_CREDENTIAL if credentials else None
+    if not values.get("key_passphrase") and credential is not None and credential.is_file():
+        values["key_passphrase"] = _read_value_file("CREDENTIALS_DIRECTORY", str(credential))
+        values["key_passphrase_origin"] = str(credential)
     values.update(overrides)
+    if "key_passphrase" in overrides and "key_passphrase_origin" not in overrides:
+        values["key_passphrase_origin"] = ""
     return Settings(**values)

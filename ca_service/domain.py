@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ca_service.errors import CAError, Kind
 
-_SEPARATORS = re.compile(r"[:\-.\s]")
+_SEPARATORS = re.compile(r"[:\-.]")
+_MAC_CHARACTERS = re.compile(r"[0-9A-Fa-f:\-.]+")  # ASCII only: no ligatures, NBSP, control characters
 _HEX12 = re.compile(r"[0-9A-F]{12}")
+_AROUND = " \t\r\n"  # white space a MAC may be wrapped in (CSV cells, form fields)
 
 
 @dataclass(frozen=True, order=True)
@@ -20,8 +23,9 @@ class MacAddress:
     """A device MAC in canonical form: 12 uppercase hex digits, no separators.
 
     :meth:`parse` accepts ``7c:2f:80:c6:e5:c2``, ``7C-2F-80-C6-E5-C2``, ``7c2f.80c6.e5c2``,
-    ``7C2F80C6E5C2`` and the like. It checks only the spelling; whether a MAC may identify a
-    device (not multicast, not all zeros) is policy (``ca_service.policy.mac``).
+    ``7C2F80C6E5C2`` and the like: ASCII hex digits and the separators ``:`` ``-`` ``.`` only,
+    optionally wrapped in ASCII white space. It checks only the spelling; whether a MAC may
+    identify a device (not multicast, not all zeros) is policy (``ca_service.policy.mac``).
     """
 
     value: str
@@ -34,14 +38,14 @@ class MacAddress:
     def parse(cls, text: str) -> MacAddress:
         if not isinstance(text, str) or len(text) > 64:
             raise CAError(Kind.BAD_IDENTIFIER, "A MAC address is 12 hexadecimal digits.")
-        stripped = text.strip()
+        stripped = text.strip(_AROUND)
         groups = _SEPARATORS.split(stripped)
         # Separators must split the digits evenly: 6x2 (colon/dash), 3x4 (dot) or none.
         evenly = len(groups) == 1 or (
             {len(g) for g in groups} == {12 // len(groups)} and len(groups) in (3, 6)
         )
         digits = "".join(groups).upper()
-        if not evenly or not _HEX12.fullmatch(digits):
+        if not evenly or not _MAC_CHARACTERS.fullmatch(stripped) or not _HEX12.fullmatch(digits):
             raise CAError(
                 Kind.BAD_IDENTIFIER,
                 f"'{printable(text)}' is not a MAC address; write it as 12 hex digits, "
@@ -69,6 +73,31 @@ def printable(text: str, limit: int = 40) -> str:
     """A short, printable echo of untrusted input for error details."""
     clean = "".join(c if c.isprintable() else "?" for c in text[:limit])
     return clean + ("..." if len(text) > limit else "")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` fit for an operator's terminal: control and format characters (ESC, BEL, CR,
+    bidirectional overrides, line separators ...) shown as ``\\xNN``/``\\uNNNN`` escapes, so
+    foreign data (certificate names, labels) cannot move the cursor, retitle the window or
+    hide text. Nothing is cut off (unlike :func:`printable`)."""
+    return "".join(
+        c.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")
+        else c
+        for c in text
+    )
+
+
+def in_utc(value: datetime, what: str) -> datetime:
+    """``value`` in UTC (design decision 9). A naive time, or one whose UTC form falls outside
+    the years 1 to 9999 (``0001-01-01T00:00:00+01:00``, ``9999-12-31T23:59:59-01:00``), is
+    MALFORMED, naming ``what``, instead of an overflow deeper down."""
+    if value.tzinfo is None:
+        raise CAError(Kind.MALFORMED, f"{what} needs a time zone (e.g. 2026-11-01T00:00:00Z).")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise CAError(Kind.MALFORMED, f"{what} is outside the years 1 to 9999 in UTC.") from exc
 
 
 def serial_text(value: int) -> str:

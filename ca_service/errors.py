@@ -36,6 +36,7 @@ class Kind(Enum):
     FORBIDDEN = "forbidden"  # credentials valid, action not allowed (role or scope)
     NOT_FOUND = "not-found"
     METHOD_NOT_ALLOWED = "method-not-allowed"
+    NOT_IMPLEMENTED = "not-implemented"  # an HTTP method this service does not know (RFC 9110 15.6.2)
     UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
     TOO_LARGE = "too-large"  # a request body over its limit
     CONFLICT = "conflict"  # state forbids it (already exists ...)

@@ -13,10 +13,30 @@ import json
 import multiprocessing
 import os
 import re
+from urllib.parse import unquote
 
 from gunicorn.glogging import Logger
 
-_DOWNLOAD_TOKEN = re.compile(r"(/provisioning/(?:cert|key)/)[^/?\s]+")
+# a one-time download path after normalisation, and anything else under /provisioning/
+_DOWNLOAD_PATH = re.compile(r"/provisioning/(?:(cert|key)/[^?#\s\"]*|[^?#\s\"]*)", re.IGNORECASE)
+_SLASHES = re.compile(r"/{2,}")
+
+
+def redact_download_tokens(text: str) -> str:
+    """``text`` (a request path or request line) without the tokens of one-time download URLs.
+    Percent-escapes are decoded and repeated slashes merged first, as the router does, so
+    ``/provisioning//key/<token>`` or ``/provisioning/%6Bey/<token>`` are redacted too. A
+    download path becomes ``/provisioning/key/(redacted)``, any other path under /provisioning/
+    ``/provisioning/(redacted)``; text without one is returned unchanged."""
+    normal = _SLASHES.sub("/", unquote(text))
+    if "/provisioning/" not in normal.lower():
+        return text
+
+    def redact(match: re.Match[str]) -> str:
+        kind = match.group(1)
+        return f"/provisioning/{kind.lower()}/(redacted)" if kind else "/provisioning/(redacted)"
+
+    return _DOWNLOAD_PATH.sub(redact, normal)
 
 
 class RedactingLogger(Logger):
@@ -26,7 +46,7 @@ class RedactingLogger(Logger):
         atoms = super().atoms(resp, req, environ, request_time)
         for key in ("U", "r"):
             if isinstance(atoms.get(key), str):
-                atoms[key] = _DOWNLOAD_TOKEN.sub(r"\1(redacted)", atoms[key])
+                atoms[key] = redact_download_tokens(atoms[key])
         return atoms
 
 

@@ -49,9 +49,9 @@ def test_unexpected_exception_is_server_internal(
     acme = client.application.extensions["ca_service"].acme
 
     def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("a fault injected into the nonce store")
+        raise RuntimeError("a fault injected into the account store")
 
-    monkeypatch.setattr(acme, "use_nonce", broken)
+    monkeypatch.setattr(acme, "account", broken)  # the first database call of a kid request
     header = {
         "alg": "ES256",
         "kid": "http://ca.test/acme/acct/1",

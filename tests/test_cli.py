@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow  # the CLI as subprocesses, and a served home
 
 
 def test_init_issue_and_refuse_overwrite(env_for: dict[str, str], tmp_path: Path) -> None:
-    cli(env_for, "init", "--issuing-key-type", "rsa-3072", "--subject", "/O=Example/CN=Example Device CA")
-    again = cli(env_for, "init", check=False)
+    subject = "/O=Example/CN=Example Device CA"
+    cli(env_for, "init", "--dev", "--issuing-key-type", "rsa-3072", "--subject", subject)
+    again = cli(env_for, "init", "--dev", check=False)
     assert (
         again.returncode == 1 and "refusing to overwrite" in again.stderr and "Traceback" not in again.stderr
     )
@@ -39,7 +40,8 @@ def test_init_issue_and_refuse_overwrite(env_for: dict[str, str], tmp_path: Path
 def test_external_root_flow(env_for: dict[str, str], tmp_path: Path) -> None:
     """init --issuing-csr-only, sign with an openssl-made root, issuer import, issue, verify."""
     csr = tmp_path / "issuing.csr"
-    cli(env_for, "init", "--issuing-csr-only", "--out", str(csr), "--subject", "/O=Example/CN=Issuing")
+    subject = "/O=Example/CN=Issuing"
+    cli(env_for, "init", "--dev", "--issuing-csr-only", "--out", str(csr), "--subject", subject)
     root_key, root = tmp_path / "root.key", tmp_path / "root.pem"
     self_signed(root_key, root, "/O=Example/CN=Offline Root", curve="P-384", days=3650)
     ext = tmp_path / "ext.cnf"
@@ -84,7 +86,7 @@ def test_external_root_flow(env_for: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_tokens(env_for: dict[str, str]) -> None:
-    cli(env_for, "init")
+    cli(env_for, "init", "--dev")
     created = cli(env_for, "token", "create", "--role", "provisioner", "--name", "p1", "--scope", "7c:2f:80")
     assert created.stdout.startswith("cas_") and created.stdout.count("\n") == 1
     assert (

@@ -11,8 +11,8 @@ import requests
 from flask.testing import FlaskClient
 
 from ca_service import Services, create_app
-from ca_service.config import Settings
 from ca_service.clock import MovableClock
+from ca_service.config import Settings
 from ca_service.issuers import CANNOT_SIGN
 from ca_service.issuers.signers import MAX_BACKOFF
 from tests.helpers import LiveServer, cli, make_csr
@@ -85,7 +85,7 @@ def test_softhsm_token_detached_fresh_gunicorn_serves_public_reads(
     settings: Settings, env_for: dict[str, str], hsm_token: Token, tmp_path: Path
 ) -> None:
     env = {**env_for, **hsm_token.hsm.env}
-    cli(env, "init", "--key-uri", hsm_token.uri("issuing"), "--root-key-uri", hsm_token.uri("root"))
+    cli(env, "init", "--dev", "--key-uri", hsm_token.uri("issuing"), "--root-key-uri", hsm_token.uri("root"))
     token = cli(env, "token", "create", "--role", "admin", "--name", "a").stdout.strip()
     admin = {"Authorization": f"Bearer {token}"}
     _, csr = make_csr(tmp_path, MAC)

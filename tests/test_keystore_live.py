@@ -51,7 +51,8 @@ def test_two_workers_issue_concurrently_from_one_softhsm_key(
         "CA_SERVICE_ISSUER_REFRESH_SECONDS": "0",
         "CA_SERVICE_ACCESS_LOG": "1",
     }
-    cli(env, "init", "--key-uri", hsm_token.uri("issuing-1"), "--root-key-uri", hsm_token.uri("root"))
+    keys = ("--key-uri", hsm_token.uri("issuing-1"), "--root-key-uri", hsm_token.uri("root"))
+    cli(env, "init", "--dev", *keys)
     admin = {
         "Authorization": "Bearer "
         + cli(env, "token", "create", "--role", "admin", "--name", "a").stdout.strip()
@@ -119,7 +120,7 @@ def test_a_refused_pin_is_offered_once_per_worker_until_the_operator_checks(
         "CA_SERVICE_ISSUER_REFRESH_SECONDS": "0",
     }
     uri = lambda name: hsm_token.uri(name).replace(hsm_token.hsm.module, str(login_counter))  # noqa: E731
-    cli(env, "init", "--key-uri", uri("issuing"), "--root-key-uri", uri("root"))
+    cli(env, "init", "--dev", "--key-uri", uri("issuing"), "--root-key-uri", uri("root"))
     admin = {
         "Authorization": "Bearer "
         + cli(env, "token", "create", "--role", "admin", "--name", "a").stdout.strip()

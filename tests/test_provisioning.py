@@ -51,6 +51,14 @@ def count(services: Any, model: Any) -> int:
         return len(list(session.scalars(select(model))))
 
 
+def prepare(client: FlaskClient, headers: dict[str, str], status: int = 201, **body: Any) -> Any:
+    """POST the provisioning step (the only way a step gets made); its JSON delivery, or None."""
+    response = client.post(f"/api/v1/devices/{MAC}/provisioning-step", json=body, headers=headers)
+    assert response.status_code == status, response.data[:300]
+    assert response.headers["Cache-Control"] == "no-store"
+    return response.json if status != 204 else None
+
+
 def create(client: FlaskClient, headers: dict[str, str], mac: str = MAC, **body: Any) -> Any:
     response = client.post(f"/api/v1/devices/{mac}/credentials", json=body, headers=headers)
     assert response.status_code == 201, response.json
@@ -205,7 +213,7 @@ def test_unknown_and_swapped_tokens(client: FlaskClient, admin: dict[str, str], 
     # a certificate token does not open the key
     assert client.get(f"/provisioning/key/{cert_token}").status_code == 404
     assert client.get("/provisioning/key/" + "A" * 43).status_code == 404
-    assert [a.outcome for a in audits(services, "download.key")] == ["refused", "refused"]
+    assert audits(services, "download.key") == []  # unknown tokens are counted, not written
     assert count(services, WrappedKeyRow) == 1
 
 
@@ -231,6 +239,7 @@ def test_scope_and_roles(client: FlaskClient, token: Any, services: Any) -> None
 
 @pytest.mark.parametrize("settings", [{"public_url": "http://ca.test/p?x=1&y=2"}], indirect=True)
 def test_provisioning_xml_escapes(client: FlaskClient, admin: dict[str, str]) -> None:
+    prepare(client, admin)
     response = client.get(f"/api/v1/devices/{MAC}/provisioning.xml", headers=admin)
     assert response.status_code == 200 and response.mimetype == "application/xml"
     assert b"&amp;y=2/provisioning/cert/" in response.data and b"&y=" not in response.data
@@ -242,6 +251,11 @@ def test_provisioning_xml_escapes(client: FlaskClient, admin: dict[str, str]) ->
 def test_provisioning_step_lifecycle(
     client: FlaskClient, admin: dict[str, str], services: Any, tmp_path: Path
 ) -> None:
+    # nothing prepared: the GETs show no step and make nothing
+    assert client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).status_code == 204
+    empty = ET.fromstring(client.get(f"/api/v1/devices/{MAC}/provisioning.xml", headers=admin).data)
+    assert empty.findall("custom/step") == [] and count(services, CertificateRow) == 0
+    made = prepare(client, admin)
     doc = client.get(f"/api/v1/devices/{MAC.lower()}/provisioning.xml", headers=admin)
     assert doc.status_code == 200 and doc.headers["Cache-Control"] == "no-store"
     assert doc.data.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n')
@@ -252,18 +266,27 @@ def test_provisioning_step_lifecycle(
     assert len(steps) == 1 and set(steps[0].attrib) == {"type", "url", "key", "flags"}
     first = steps[0].attrib
     assert first["type"] == "certificate" and first["flags"] == "CLIENT_CERT"
-    # fetched again before the device came: the same key and certificate, fresh URLs; the old ones expire
-    step = client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin)
-    element = ET.fromstring(step.data)
-    assert element.tag == "step" and element.get("key") != first["key"]
+    assert (first["url"], first["key"]) == (made["certificate_url"], made["key_url"])
+    # fetched again before the device came: the same URLs, nothing written; POST again: the same
+    step = ET.fromstring(client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).data)
+    assert step.attrib == first
+    again = prepare(client, admin, status=200)
+    assert (again["certificate_url"], again["key_url"]) == (first["url"], first["key"])
+    # fresh URLs only when asked for: the old unused ones expire
+    fresh = prepare(client, admin, status=200, fresh_urls=True)
+    assert fresh["key_url"] != first["key"]
+    assert fresh["certificate"]["serial"] == made["certificate"]["serial"]
     assert client.get(path_of(first["key"])).status_code == 410
+    element = ET.fromstring(client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).data)
+    assert element.get("key") == fresh["key_url"]
     assert count(services, CertificateRow) == 1
     cert = client.get(path_of(element.get("url", ""))).data
     assert client.get(path_of(element.get("key", ""))).status_code == 200
-    # the device has its key: nothing is due
+    # the device has its key: nothing waits, nothing is due
     assert client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).status_code == 204
     quiet = ET.fromstring(client.get(f"/api/v1/devices/{MAC}/provisioning.xml", headers=admin).data)
     assert quiet.findall("custom/step") == []
+    assert prepare(client, admin, status=204) is None
     # the certificate enters its renewal window: a new key and certificate supersede it
     now = utcnow()
     with services.db.write() as session:
@@ -272,6 +295,8 @@ def test_provisioning_step_lifecycle(
                 not_before=now - timedelta(days=300), not_after=now + timedelta(days=65)
             )
         )
+    assert client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).status_code == 204
+    prepare(client, admin)
     renewed = ET.fromstring(client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).data)
     new_cert = client.get(path_of(renewed.get("url", ""))).data
     new_key = client.get(path_of(renewed.get("key", ""))).data
@@ -327,7 +352,10 @@ def test_revoked_certificate_is_not_delivered(
         session.execute(update(CertificateRow).values(status="revoked", revoked_at=utcnow()))
     assert client.get(path_of(body["key_url"])).status_code == 410
     assert count(services, WrappedKeyRow) == 1  # refused before the key was taken
-    # the next provisioning step makes a new key (the revoked certificate is not "replaced")
+    # nothing waits for the device; the next prepared step makes a new key (the revoked
+    # certificate is not "replaced")
+    assert client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).status_code == 204
+    prepare(client, admin)
     step = ET.fromstring(client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).data)
     assert client.get(path_of(step.get("key", ""))).status_code == 200
     with services.db.read() as session:
@@ -337,7 +365,7 @@ def test_revoked_certificate_is_not_delivered(
 
 def test_fresh_urls_keep_the_binding(client: FlaskClient, admin: dict[str, str], services: Any) -> None:
     create(client, admin, bind_user_agent=True)  # the setting is off; this request binds
-    step = ET.fromstring(client.get(f"/api/v1/devices/{MAC}/provisioning-step", headers=admin).data)
-    key_path = path_of(step.get("key", ""))
+    fresh = prepare(client, admin, status=200, fresh_urls=True)
+    key_path = path_of(fresh["key_url"])
     assert client.get(key_path, headers={"User-Agent": "curl/8"}).status_code == 403
     assert client.get(key_path, headers={"User-Agent": UA}).status_code == 200

@@ -49,10 +49,13 @@ def test_concurrent_provisioning_steps_make_one_key(
     try:
         url = f"{server.url}/api/v1/devices/7C2F80E0D605/provisioning-step"
         with ThreadPoolExecutor(6) as pool:
-            answers = list(pool.map(lambda _: requests.get(url, headers=headers, timeout=30), range(6)))
+            prepare = lambda _: requests.post(url, json={}, headers=headers, timeout=30)  # noqa: E731
+            answers = list(pool.map(prepare, range(6)))
     finally:
         server.stop()
-    assert [a.status_code for a in answers] == [200] * 6
+    # one request made the key; the others got that same delivery
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [201]
+    assert len({a.json()["key_url"] for a in answers}) == 1
     with services.db.read() as session:
         assert len(session.scalars(select(DeviceCredentialRow)).all()) == 1
         assert len(session.scalars(select(CertificateRow)).all()) == 1

@@ -39,6 +39,7 @@ RENDER: dict[Kind, tuple[str, int]] = {
     Kind.FORBIDDEN: ("unauthorized", 403),
     Kind.NOT_FOUND: ("malformed", 404),
     Kind.METHOD_NOT_ALLOWED: ("malformed", 405),
+    Kind.NOT_IMPLEMENTED: ("malformed", 501),
     Kind.UNSUPPORTED_MEDIA_TYPE: ("malformed", 415),
     Kind.TOO_LARGE: ("malformed", 413),
     Kind.CONFLICT: ("malformed", 409),

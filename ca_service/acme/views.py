@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, g, request
 from ca_service.acme import jws
 from ca_service.acme.problems import from_caerror
 from ca_service.domain import parse_serial
-from ca_service.enrollment.acme import Account, AcmeAuthority, Order
+from ca_service.enrollment.acme import Account, AcmeAuthority, Order, check_contact
 from ca_service.errors import CAError, Kind
 
 bp = Blueprint("acme", __name__, url_prefix="/acme")
@@ -96,16 +96,17 @@ def signed_request(allow_jwk: bool = False) -> tuple[jws.Signed, Account | None,
     if "kid" in signed.header and request.endpoint == "acme.new_account":
         raise CAError(Kind.MALFORMED, "newAccount requests are signed with 'jwk', not 'kid'.")
     account_id = _account_id(str(signed.header["kid"])) if "kid" in signed.header else None
-    ok, g.acme_nonce, account = authority().use_nonce(signed.header["nonce"], account_id)
     g.acme_account = account_id
+    account = authority().account(account_id) if account_id is not None else None
+    if account_id is not None and account is None:
+        raise CAError(Kind.ACCOUNT_MISSING, "There is no account with this key id.")
+    key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
+    jws.verify(signed, key)  # before the nonce is redeemed: a forged request writes nothing
+    ok, g.acme_nonce = authority().use_nonce(signed.header["nonce"])
     if not ok:
         raise CAError(
             Kind.BAD_NONCE, "The nonce is unknown, used or expired; retry with the Replay-Nonce given."
         )
-    if account_id is not None and account is None:
-        raise CAError(Kind.ACCOUNT_MISSING, "There is no account with this key id.")
-    key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
-    jws.verify(signed, key)
     if account is not None and account.status != "valid":
         raise CAError(Kind.UNAUTHORIZED, "This account is deactivated.")
     return signed, account, key
@@ -228,10 +229,8 @@ def new_account() -> Response:
         raise CAError(Kind.UNAUTHORIZED, "The external account binding is for another account key.")
     if key_record.bound:
         raise CAError(Kind.UNAUTHORIZED, "This external account binding key is already bound to an account.")
-    contact = body.get("contact") or []
-    if not isinstance(contact, list) or not all(isinstance(c, str) and len(c) < 256 for c in contact):
-        raise CAError(Kind.INVALID_CONTACT, "'contact' is a list of URLs.")
-    account = authority().new_account(key.to_json(), thumb, key_record, contact[:8])
+    contact = check_contact(body.get("contact") or [])
+    account = authority().new_account(key.to_json(), thumb, key_record, contact)
     return reply(account_body(account), 201, account_url(account))
 
 
@@ -241,11 +240,7 @@ def account(account_id: int) -> Response:
     if acct.id != account_id:
         raise CAError(Kind.UNAUTHORIZED, "Requests for an account must be signed by that account.")
     body = {} if signed.payload == b"" else payload_object(signed)
-    contact = body.get("contact")
-    if contact is not None and (
-        not isinstance(contact, list) or not all(isinstance(c, str) for c in contact)
-    ):
-        raise CAError(Kind.INVALID_CONTACT, "'contact' is a list of URLs.")
+    contact = check_contact(body["contact"]) if body.get("contact") is not None else None
     status = body.get("status")
     if status not in (None, "deactivated"):
         raise CAError(Kind.MALFORMED, "An account may only be set to status 'deactivated'.")

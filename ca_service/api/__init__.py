@@ -20,6 +20,7 @@ from ca_service.api import (
 
 def register(app: Flask, api: Api) -> None:
     problems.install(app)
+    provisioning.install(app)
     for blueprint in (
         certificates.blp,
         devices.blp,

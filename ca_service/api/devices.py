@@ -14,11 +14,12 @@ from ca_service.api.schemas import (
     CredentialRequestSchema,
     DeliverySchema,
     DeviceChangeSchema,
+    DeviceQuerySchema,
     DeviceRegisterSchema,
     DeviceSchema,
     DeviceSummarySchema,
     ImportReportSchema,
-    ProvisioningQuerySchema,
+    ProvisioningRequestSchema,
 )
 from ca_service.enrollment import provisioning_xml
 from ca_service.enrollment.devices import csv_lines
@@ -63,12 +64,15 @@ class Devices(MethodView):
 @blp.route("/devices/<string:mac>")
 class Device(MethodView):
     @blp.doc(security=SECURITY)
+    @blp.arguments(DeviceQuerySchema, location="query")
     @blp.response(200, DeviceSchema)
     @problem_docs(blp, (404, "Unknown device"))
     @require(*ANY_ROLE)
-    def get(self, mac: str) -> Any:
-        """A device by MAC (any common spelling) with its certificates, current and past."""
-        return services().enrollment.device(mac, principal())
+    def get(self, query: dict[str, Any], mac: str) -> Any:
+        """A device by MAC (any common spelling) with a page of its certificates, current and
+        past, newest first (``page``, ``page_size`` up to 100; ``certificates_total`` counts all)."""
+        size = query["page_size"]
+        return services().enrollment.device(mac, principal(), offset=(query["page"] - 1) * size, limit=size)
 
     @blp.doc(security=SECURITY)
     @blp.arguments(DeviceChangeSchema)
@@ -101,43 +105,63 @@ class Credentials(MethodView):
         return delivery, 201, {"Cache-Control": "no-store"}
 
 
-def _delivery(mac: str, query: dict[str, Any]) -> Any:
-    return services().credentials.provision(
-        mac, principal(), profile=query["profile"], key_type=query["key_type"]
-    )
-
-
 @blp.route("/devices/<string:mac>/provisioning.xml")
 @blp.doc(security=SECURITY)
-@blp.arguments(ProvisioningQuerySchema, location="query")
 @blp.response(200, content_type=XML, description="Gigaset provisioning document")
 @problem_docs(blp, (403, "MAC outside the token's scope"))
 @require(*WRITERS)
-def provisioning_document(query: dict[str, Any], mac: str) -> Response:
-    """A complete Gigaset provisioning document. Its ``certificate`` step points at fresh
-    one-time URLs when the device needs a key: none made yet, the last one not yet downloaded,
-    or the certificate in its renewal window (then a new key and certificate supersede it).
-    Otherwise the document has no step."""
-    return _no_store(Response(provisioning_xml.document(_delivery(mac, query)), mimetype=XML))
+def provisioning_document(mac: str) -> Response:
+    """A complete Gigaset provisioning document. Its ``certificate`` step points at the URLs of
+    the delivery waiting for the device (the same URLs on every call, until the key is
+    downloaded or they expire); otherwise the document has no step. Only reads: prepare a step
+    with ``POST /devices/{mac}/provisioning-step``."""
+    delivery = services().credentials.pending(mac, principal())
+    return _no_store(Response(provisioning_xml.document(delivery), mimetype=XML))
 
 
 @blp.route("/devices/<string:mac>/provisioning-step")
-@blp.doc(security=SECURITY)
-@blp.arguments(ProvisioningQuerySchema, location="query")
-@blp.response(200, content_type=XML, description="Only the <step .../> element")
-@blp.alt_response(204, description="Nothing to deliver: the device's key is current")
-@problem_docs(blp, (403, "MAC outside the token's scope"))
-@require(*WRITERS)
-def provisioning_step(query: dict[str, Any], mac: str) -> Response:
-    """Only the ``<step type="certificate" .../>`` element, or 204 when nothing is due."""
-    delivery = _delivery(mac, query)
-    if delivery is None:
-        return _no_store(Response(status=204))
-    return _no_store(Response(provisioning_xml.step_xml(delivery), mimetype=XML))
+class ProvisioningStep(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, content_type=XML, description="Only the <step .../> element")
+    @blp.alt_response(204, description="No delivery waiting: nothing prepared, or the key was fetched")
+    @problem_docs(blp, (403, "MAC outside the token's scope"))
+    @require(*WRITERS)
+    def get(self, mac: str) -> Response:
+        """Only the ``<step type="certificate" .../>`` element of the waiting delivery (the same
+        URLs on every call), or 204 when none waits. Only reads."""
+        delivery = services().credentials.pending(mac, principal())
+        if delivery is None:
+            return _no_store(Response(status=204))
+        return _no_store(Response(provisioning_xml.step_xml(delivery), mimetype=XML))
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(ProvisioningRequestSchema)
+    @blp.response(201, DeliverySchema, description="A new key and certificate were made")
+    @blp.alt_response(200, schema=DeliverySchema, description="The delivery already waiting", success=True)
+    @blp.alt_response(204, description="Nothing due: the device has its key, renewal not yet due")
+    @problem_docs(blp, (403, "MAC outside the token's scope"), (422, "Key type refused by policy"))
+    @require(*WRITERS)
+    def post(self, body: dict[str, Any], mac: str) -> Any:
+        """Prepare the device's next ``certificate`` step; the GETs then serve it. No key made
+        yet, the last one revoked, or its download expired undelivered: a new key and
+        certificate (201). Its key still waiting: that delivery (200), with new URLs when
+        ``fresh_urls`` is set (the unused old ones expire). Key delivered and the certificate in
+        its renewal window: a new key and certificate that supersede it (201). Otherwise 204.
+        Concurrent calls for one device make one key."""
+        step = services().credentials.provision(
+            mac,
+            principal(),
+            profile=body["profile"],
+            key_type=body["key_type"],
+            fresh_urls=body["fresh_urls"],
+        )
+        if step.delivery is None:
+            return _no_store(Response(status=204))
+        return step.delivery, 201 if step.made else 200, {"Cache-Control": "no-store"}
 
 
 @blp.route("/device-imports", methods=["POST"])
-@accepts("text/csv")
+@accepts("text/csv", limit_setting="max_import_bytes")
 @blp.doc(
     security=SECURITY,
     requestBody={"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True},
@@ -149,5 +173,4 @@ def device_import() -> Any:
     """Register devices from a CSV (``text/csv``, header row: ``mac`` required, ``model``,
     ``firmware``, any other column is a label). Idempotent; bad rows are reported, good rows kept.
     This endpoint alone accepts bodies up to ``max_import_bytes`` (default 8 MiB)."""
-    request.max_content_length = services().settings.max_import_bytes
     return services().devices.import_csv(principal(), csv_lines(request.get_data()))

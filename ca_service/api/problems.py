@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, g, json, request
 from flask_smorest import Blueprint
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ca_service.errors import CAError, Kind
-from ca_service.metrics import HTTP_REQUESTS
+from ca_service.metrics import HTTP_METHODS, HTTP_REQUESTS, method_label
 
 log = logging.getLogger("ca_service.api")
 
@@ -48,6 +48,7 @@ RENDER: dict[Kind, tuple[int, str]] = {
     Kind.FORBIDDEN: (403, "Not allowed"),
     Kind.NOT_FOUND: (404, "Not found"),
     Kind.METHOD_NOT_ALLOWED: (405, "Method not allowed"),
+    Kind.NOT_IMPLEMENTED: (501, "Method not implemented"),
     Kind.UNSUPPORTED_MEDIA_TYPE: (415, "Unsupported media type"),
     Kind.TOO_LARGE: (413, "Request body too large"),
     Kind.CONFLICT: (409, "Conflict with current state"),
@@ -70,15 +71,22 @@ def request_id() -> str:
     return rid
 
 
-def accepts(*mimetypes: str) -> Callable[[F], F]:
+def accepts(*mimetypes: str, limit_setting: str | None = None) -> Callable[[F], F]:
     """Let a view function or MethodView class take request bodies of ``mimetypes`` instead of
-    JSON (place it directly under the route decorator)."""
+    JSON (place it directly under the route decorator); ``limit_setting`` names the setting that
+    caps its bodies instead of ``max_body_bytes``."""
 
     def mark(view: F) -> F:
         view.body_types = mimetypes  # type: ignore[attr-defined]
+        view.body_limit_setting = limit_setting  # type: ignore[attr-defined]
         return view
 
     return mark
+
+
+def _declared(view: object, name: str) -> Any:
+    """An attribute :func:`accepts` left on a view function or its MethodView class."""
+    return getattr(view, name, None) or getattr(getattr(view, "view_class", None), name, None)
 
 
 MAX_PAGE = 1_000_000
@@ -186,16 +194,49 @@ def _http(exc: HTTPException) -> Response:
 
 
 def install(app: Flask) -> None:
-    """Register the REST request hooks on ``app`` (body types, request timing and id)."""
+    """Register the request hooks on ``app``, in this order: timing and request id; unknown
+    methods refused (501, before routing or any database work); authentication of views that
+    need a bearer token (401/403 before their body or query is validated); body caps (413, also
+    for chunked bodies); REST body types (415); and the request histogram with bounded labels
+    after each request."""
+    from ca_service.api.auth import authenticate_first
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        request_id()  # every request has its id from the start (ACME problems carry it too)
+
+    @app.before_request
+    def _known_method() -> None:
+        if request.method not in HTTP_METHODS:
+            raise CAError(
+                Kind.NOT_IMPLEMENTED,
+                f"This service answers only the methods {', '.join(sorted(HTTP_METHODS))}.",
+            )
+
+    app.before_request(authenticate_first)
+
+    @app.before_request
+    def _body_cap() -> None:
+        """The body cap of this view; a streamed body (chunked, no Content-Length) is read here,
+        and one that goes on past the cap is a 413, never silently cut at it (werkzeug stops
+        reading there without a word)."""
+        view = app.view_functions.get(request.endpoint or "")
+        setting = _declared(view, "body_limit_setting")
+        if setting:
+            request.max_content_length = getattr(app.extensions["ca_service"].settings, setting)
+        cap = request.max_content_length
+        if request.content_length is None and cap is not None and "chunked" in request.headers.get(
+            "Transfer-Encoding", ""
+        ).lower():
+            if len(request.get_data(cache=True)) >= cap and request.environ["wsgi.input"].read(1):
+                raise RequestEntityTooLarge()
 
     @app.before_request
     def _body_type() -> Response | None:
         """REST bodies are JSON, unless a view declares its own types with :func:`accepts`."""
         view = app.view_functions.get(request.endpoint or "")
-        declared = getattr(view, "body_types", None) or getattr(
-            getattr(view, "view_class", None), "body_types", None
-        )
-        allowed: tuple[str, ...] = declared or ("application/json",)
+        allowed: tuple[str, ...] = _declared(view, "body_types") or ("application/json",)
         if (
             request.path.startswith("/api/")
             and request.method in ("POST", "PUT", "PATCH")
@@ -210,18 +251,13 @@ def install(app: Flask) -> None:
             )
         return None
 
-    @app.before_request
-    def _start() -> None:
-        g.started = time.perf_counter()
-        request_id()  # every request has its id from the start (ACME problems carry it too)
-
     @app.after_request
     def _tag(response: Response) -> Response:
         response.headers["X-Request-Id"] = request_id()
         started = getattr(g, "started", None)
         if started is not None:
             endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-            HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).observe(
+            HTTP_REQUESTS.labels(method_label(request.method), endpoint, str(response.status_code)).observe(
                 time.perf_counter() - started
             )
         return response

@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ca_service.api.auth import ANY_ROLE, SECURITY, principal, require, services
+from ca_service.api.problems import page_window
 from ca_service.api.schemas import DueCertificateSchema, DueQuerySchema, ProblemSchema, RenewalInfoSchema
 from ca_service.domain import parse_serial
 
@@ -37,9 +38,14 @@ class Due(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(DueQuerySchema, location="query")
     @blp.response(200, DueCertificateSchema(many=True))
+    @blp.paginate()
     @require(*ANY_ROLE)
-    def get(self, query: dict[str, Any]) -> Any | Response:
-        """Valid certificates that expire within ``days`` and have no successor, soonest first."""
-        who = principal()
-        scopes = who.mac_prefixes
-        return services().renewals.due(query["days"], scopes)
+    def get(self, query: dict[str, Any], pagination_parameters: Any) -> Any | Response:
+        """Valid certificates that expire within ``days`` and have no successor, soonest first;
+        paginated (``page``, ``page_size``; the total is in ``X-Pagination``)."""
+        offset, limit = page_window(pagination_parameters)
+        items, total = services().renewals.due(
+            query["days"], principal().mac_prefixes, offset=offset, limit=limit
+        )
+        pagination_parameters.item_count = total
+        return items

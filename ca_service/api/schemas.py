@@ -72,7 +72,16 @@ class DeviceSummarySchema(Schema):
 
 
 class DeviceSchema(DeviceSummarySchema):
-    certificates = fields.List(fields.Nested(CertificateSchema))
+    certificates = fields.List(
+        fields.Nested(CertificateSchema),
+        metadata={"description": "A page of the device's certificates, newest first (page, page_size)."},
+    )
+    certificates_total = fields.Integer(metadata={"description": "How many certificates the device has."})
+
+
+class DeviceQuerySchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
 
 
 class ProfileSchema(Schema):
@@ -127,10 +136,23 @@ class CredentialRequestSchema(Schema):
     )
 
 
-class ProvisioningQuerySchema(Schema):
-    profile = fields.String(load_default=None, validate=validate.Length(max=64))
+class ProvisioningRequestSchema(Schema):
+    profile = fields.String(
+        load_default=None,
+        validate=validate.Length(max=64),
+        metadata={"description": "Profile of a new certificate (default: the previous one's)."},
+    )
     key_type = fields.String(
-        load_default=None, validate=validate.OneOf(["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"])
+        load_default=None,
+        validate=validate.OneOf(["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"]),
+        metadata={"description": "Key type of a new key (default: the previous key's, else ec-p256)."},
+    )
+    fresh_urls = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "For a delivery still waiting: new URLs, the unused old ones expire "
+            "(e.g. after they leaked). Default: the waiting delivery's URLs as they are."
+        },
     )
 
 

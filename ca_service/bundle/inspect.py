@@ -218,7 +218,9 @@ def advice(r: Inspection, is_ca: bool = False) -> list[str]:
 
 
 def suggested_purpose(chain: list[x509.Certificate]) -> str:
-    """What an operator should import after capturing ``chain`` (leaf first) from a device."""
+    """What an operator should import after capturing ``chain`` (leaf first) from a device. The
+    purpose is only suggested by names, which whoever connected chose: the operator checks the
+    fingerprints out of band before importing."""
     leaf, cas = chain[0], [c for c in chain[1:] if _is_ca(c)]
     names = " ".join(c.issuer.rfc4514_string() for c in chain)
     if leaf.issuer == GIGASET_NET or any(c.subject == GIGASET_NET for c in cas):
@@ -231,11 +233,12 @@ def suggested_purpose(chain: list[x509.Certificate]) -> str:
         return (
             f"the device sent only its own certificate; obtain its issuer '{leaf.issuer.rfc4514_string()}' "
             "(from Gigaset for Gigaset devices) and import it with "
-            f"'ca-service trust add FILE --purpose {purpose}'."
+            f"'ca-service trust add FILE --purpose {purpose}' (the names suggest that purpose)."
         )
     return (
         f"import the CA certificate(s) at depth 1..{len(chain) - 1} with 'ca-service trust add FILE "
-        f"--purpose {purpose} --label ...' (a root is needed as well if the device did not send it)."
+        f"--purpose {purpose} --label ...' (the names suggest that purpose; a root is needed as "
+        "well if the device did not send it)."
     )
 
 

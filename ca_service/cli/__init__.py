@@ -2,7 +2,19 @@
 
 Importing the modules registers their commands on :data:`main`."""
 
-from ca_service.cli import acme, ca, certificates, crl, database, devices, renewals, serve, tokens, trust
+from ca_service.cli import (
+    acme,
+    ca,
+    certificates,
+    crl,
+    database,
+    devices,
+    keys,
+    renewals,
+    serve,
+    tokens,
+    trust,
+)
 from ca_service.cli.base import main
 
 __all__ = [
@@ -12,6 +24,7 @@ __all__ = [
     "crl",
     "database",
     "devices",
+    "keys",
     "main",
     "renewals",
     "serve",

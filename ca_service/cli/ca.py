@@ -17,6 +17,11 @@ from ca_service.cli.base import (
     upgrade_schema,
 )
 
+DEV_WARNING = (
+    "WARNING: development CA. File keys may be sealed with a passphrase kept in the home folder: "
+    "anyone with a copy of the home (a backup, a stolen disk) has the CA keys."
+)
+
 
 @main.command()
 @click.option(
@@ -44,6 +49,11 @@ from ca_service.cli.base import (
     default=None,
     help="Where to write the CSR with --issuing-csr-only (default: stdout).",
 )
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="Development: let the file key passphrase be generated into (or read from) the home.",
+)
 @click.pass_context
 def init(
     ctx: click.Context,
@@ -55,8 +65,13 @@ def init(
     root_key_uri: str | None,
     issuing_csr_only: bool,
     out: Path | None,
+    dev: bool,
 ) -> None:
-    """Create the home folder, the schema, a root CA and an issuing CA. Refuses to overwrite."""
+    """Create the home folder, the schema, a root CA and an issuing CA. Refuses to overwrite.
+
+    File keys need the key passphrase from CA_SERVICE_KEY_PASSPHRASE, a file outside the home
+    (CA_SERVICE_KEY_PASSPHRASE_FILE) or the systemd credential key-passphrase, and a strong one;
+    --dev allows the generated development passphrase in the home."""
     from ca_service.issuers import lifecycle
 
     settings = settings_of(ctx)
@@ -67,6 +82,7 @@ def init(
         "issuing_key_uri": key_uri,
         "root_key_uri": root_key_uri,
         "csr_only": issuing_csr_only,
+        "production": not dev,
     }
     if subject:
         kwargs["issuing_subject"] = subject
@@ -74,6 +90,8 @@ def init(
         kwargs["root_subject"] = root_subject
     services = services_of(settings)
     result = lifecycle.initialize(services.db, settings, **kwargs)
+    if dev:
+        click.echo(DEV_WARNING, err=True)
     if result.csr_pem:
         if out:
             out.write_text(result.csr_pem)

@@ -14,6 +14,16 @@ from ca_service.cli.base import (
     settings_of,
 )
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula
+
+
+def report_cell(value: object) -> str:
+    """A cell of the rejected-rows report: a text a spreadsheet would run as a formula
+    (``=``, ``+``, ``-``, ``@``, tab, CR first) gets a leading apostrophe, so it is shown as
+    text (OWASP "CSV injection")."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
 
 @main.group()
 def devices() -> None:
@@ -54,7 +64,7 @@ def devices_import(ctx: click.Context, csv_file: Path, batch_size: int, report: 
         out = report.open("w", newline="") if report else sys.stderr
         writer = csv.writer(out)
         writer.writerow(["line", "mac", "reason"])
-        writer.writerows([r.line, r.mac, r.reason] for r in result.rejected)
+        writer.writerows([r.line, report_cell(r.mac), report_cell(r.reason)] for r in result.rejected)
         if report:
             out.close()
             click.echo(f"rejected rows written to {report}", err=True)

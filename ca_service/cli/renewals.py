@@ -26,7 +26,7 @@ def renewals() -> None:
 @click.pass_context
 def renewals_due(ctx: click.Context, days: int, as_json: bool) -> None:
     """Valid certificates expiring within --days that have no successor."""
-    due = services_of(settings_of(ctx)).renewals.due(days)
+    due, _ = services_of(settings_of(ctx)).renewals.due(days)
     if as_json:
         rows = [{"serial": d.serial, "mac": d.mac, "not_after": d.not_after.isoformat()} for d in due]
         click.echo(json.dumps(rows))

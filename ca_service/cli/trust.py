@@ -13,6 +13,18 @@ from ca_service.cli.base import (
     services_of,
     settings_of,
 )
+from ca_service.domain import escape_controls
+
+OUT_OF_BAND = (
+    "  check: names are whatever the client sent and can be faked; compare the SHA-256 "
+    "fingerprints with Gigaset (or the device's vendor) out of band before 'trust add'."
+)
+
+
+def say(text: str, err: bool = False) -> None:
+    """One line of output that may hold foreign data (certificate names, labels, peers):
+    control characters are shown escaped, never sent to the terminal."""
+    click.echo(escape_controls(text), err=err)
 
 
 @main.group()
@@ -30,12 +42,12 @@ def trust() -> None:
 def trust_add(ctx: click.Context, file: Path, purpose: str, label: str) -> None:
     """Import a CA certificate (PEM or DER) as a trust anchor."""
     anchor = services_of(settings_of(ctx)).bundle.add(file.read_bytes(), purpose, label, actor())
-    click.echo(
+    say(
         f"anchor {anchor['id']} '{anchor['label']}' ({anchor['purpose']}) "
         f"sha256 {anchor['fingerprint_sha256']}, expires {anchor['not_after']:%Y-%m-%d}"
     )
     for warning in anchor["warnings"]:
-        click.echo(f"warning: {warning}", err=True)
+        say(f"warning: {warning}", err=True)
 
 
 @trust.command("list")
@@ -47,9 +59,8 @@ def trust_list(ctx: click.Context, include_retired: bool) -> None:
         state = f"retired {a['retired_at']:%Y-%m-%d}" if a["retired_at"] else "active"
         if not a["retired_at"] and a["expires_within_90_days"]:
             state = "active, EXPIRES WITHIN 90 DAYS"
-        click.echo(
-            f"{a['id']}\t{a['purpose']}\t{a['label']}\t{a['not_after']:%Y-%m-%d}\t{state}\t{a['fingerprint_sha256']}"
-        )
+        label = escape_controls(a["label"])  # escaped alone: the tabs between the columns stay
+        click.echo(f"{a['id']}\t{a['purpose']}\t{label}\t{a['not_after']:%Y-%m-%d}\t{state}\t{a['fingerprint_sha256']}")
 
 
 @trust.command("retire")
@@ -58,7 +69,7 @@ def trust_list(ctx: click.Context, include_retired: bool) -> None:
 def trust_retire(ctx: click.Context, anchor_id: int) -> None:
     """Take an anchor out of the bundle (its record is kept)."""
     anchor = services_of(settings_of(ctx)).bundle.retire(anchor_id, actor())
-    click.echo(f"anchor {anchor['id']} '{anchor['label']}' retired", err=True)
+    say(f"anchor {anchor['id']} '{anchor['label']}' retired", err=True)
 
 
 @trust.command("export")
@@ -112,22 +123,23 @@ def trust_capture(
         click.echo(f"listening on {server.address}; saving to {out}", err=True)
         try:
             for presented in server.serve(count):
-                click.echo(f"connection from {presented.peer}")
+                say(f"connection from {presented.peer}")
                 if presented.error:
-                    click.echo(f"  {presented.error}")
+                    say(f"  {presented.error}")
                     continue
                 if not presented.chain:
                     click.echo("  no client certificate was presented")
                     continue
                 for depth, cert in enumerate(presented.chain):
-                    click.echo(f"  [{depth}] subject: {cert.subject.rfc4514_string()}")
-                    click.echo(f"      issuer:  {cert.issuer.rfc4514_string()}")
+                    say(f"  [{depth}] subject: {cert.subject.rfc4514_string()}")
+                    say(f"      issuer:  {cert.issuer.rfc4514_string()}")
                     click.echo(f"      sha256:  {fingerprint(cert)}")
                     click.echo(f"      sha1:    {capture.sha1_fingerprint(cert)}")
                     click.echo(f"      expires: {cert.not_valid_after_utc:%Y-%m-%d}")
                 for path in capture.save(presented, out):
-                    click.echo(f"  saved {path}")
-                click.echo(f"  next: {suggested_purpose(presented.chain)}")
+                    say(f"  saved {path}")
+                say(f"  next: {suggested_purpose(presented.chain)}")
+                click.echo(OUT_OF_BAND)
         except KeyboardInterrupt:
             click.echo("stopped", err=True)
 
@@ -171,4 +183,5 @@ def inspect_command(ctx: click.Context, file: Path, as_json: bool) -> None:
         ours = r["ours"]
         lines.append(f"ours:        serial {ours['serial']}, status {ours.get('status', 'not on record')}")
     lines += [f"next:        {a}" for a in r["advice"]]
-    click.echo("\n".join(lines))
+    for line in lines:
+        say(line)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,10 +31,41 @@ from ca_service.store import acme as store
 from ca_service.store import certificates as certs
 from ca_service.store.models import utcnow
 
+log = logging.getLogger("ca_service.enrollment")
+
 IDENTIFIER_TYPES = ("permanent-identifier", "dns")
 # refusals of a CSR's content; at finalize they are one badCSR (RFC 8555 section 7.4)
 CSR_REFUSALS = (Kind.BAD_KEY, Kind.BAD_SIGNATURE_ALGORITHM, Kind.BAD_IDENTIFIER)
-EAB_PURPOSE = b"acme-eab"  # associated data of the wrapped EAB HMAC keys
+LEGACY_EAB_CONTEXT = b"acme-eab"  # associated data of EAB HMAC keys sealed before issue 13
+UNBOUND_EAB = "EAB key sealed without its kid binding: run 'ca-service keys reseal'"
+
+
+MAX_CONTACTS = 8
+# RFC 8555 section 7.3: mailto URLs (RFC 6068) with one address each and no hfields ("?...")
+_MAILTO = re.compile(
+    r"mailto:[A-Za-z0-9.!#$&'*+/=^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+)
+
+
+def check_contact(contact: object) -> list[str]:
+    """An account's ``contact`` (RFC 8555 section 7.3): a list of at most MAX_CONTACTS
+    ``mailto:`` URLs, one address each, no hfields. Other schemes (``javascript:``, ``tel:``,
+    ``https:``) are refused, as the section allows, with ``invalidContact``."""
+    if not isinstance(contact, list) or len(contact) > MAX_CONTACTS:
+        raise CAError(Kind.INVALID_CONTACT, f"'contact' is a list of at most {MAX_CONTACTS} mailto: URLs.")
+    for item in contact:
+        if not isinstance(item, str) or not _MAILTO.fullmatch(item):
+            raise CAError(
+                Kind.INVALID_CONTACT,
+                "Each contact is a mailto: URL with one e-mail address and nothing after it "
+                "(e.g. mailto:ops@example.com); other schemes are refused.",
+            )
+    return list(contact)
+
+
+def eab_context(kid: str) -> bytes:
+    """Associated data of a sealed EAB HMAC key: it opens only in the row of its own kid."""
+    return b"acme-eab|" + kid.encode()
 
 
 @dataclass(frozen=True)
@@ -111,17 +144,21 @@ class AcmeAuthority:
         """A fresh nonce (no database write, see :mod:`ca_service.enrollment.nonces`)."""
         return self.nonces.mint()
 
-    def use_nonce(self, presented: str, account_id: int | None = None) -> tuple[bool, str, Account | None]:
-        """Redeem ``presented`` and load the signing account in one transaction, and mint the
-        next nonce: (was the nonce good, next nonce, account). A nonce we did not issue, or
-        that expired, is refused without touching the database."""
+    def use_nonce(self, presented: str) -> tuple[bool, str]:
+        """Redeem ``presented`` and mint the next nonce: (was the nonce good, next nonce). A
+        nonce we did not issue, or that expired, is refused without touching the database; the
+        web layer redeems only for a request whose signature it verified, so a forged request
+        writes nothing."""
         fresh = self.nonces.mint()
         if self.nonces.check(presented) is None:
-            return False, fresh, None
+            return False, fresh
         with self.db.write() as session:
-            ok = self.nonces.redeem(session, presented)
-            row = store.account(session, account_id) if ok and account_id is not None else None
-            return ok, fresh, _account(row) if row else None
+            return self.nonces.redeem(session, presented), fresh
+
+    def account(self, account_id: int) -> Account | None:
+        with self.db.read() as session:
+            row = store.account(session, account_id)
+            return _account(row) if row else None
 
     # -- external account binding keys (section 7.3.4) --------------------------------------
     def create_eab(self, name: str, scopes: tuple[str, ...], actor: str = "cli") -> tuple[str, str]:
@@ -143,7 +180,7 @@ class AcmeAuthority:
                 kid=kid,
                 name=name,
                 scopes=",".join(clean),
-                hmac_key=wrapping_key(self.settings).wrap(key, EAB_PURPOSE),
+                hmac_key=wrapping_key(self.settings).wrap(key, eab_context(kid)),
                 created_at=utcnow(),
             )
             audit.record(
@@ -159,12 +196,36 @@ class AcmeAuthority:
             row = store.eab_by_kid(session, kid[:64]) if isinstance(kid, str) else None
             if row is None:
                 raise CAError(Kind.UNAUTHORIZED, "The external account binding key id is unknown.")
-            return EabKey(
-                row.id,
-                row.kid,
-                wrapping_key(self.settings).unwrap(row.hmac_key, EAB_PURPOSE),
-                row.account_id is not None,
-            )
+            return EabKey(row.id, row.kid, self._open_eab(row), row.account_id is not None)
+
+    def _open_eab(self, row: store.EabRecord) -> bytes:
+        """The HMAC key of an EAB row, sealed bound to its kid; a key sealed before that binding
+        (one fixed associated data) still opens, with a warning to reseal it."""
+        wrapping = wrapping_key(self.settings)
+        try:
+            return wrapping.unwrap(row.hmac_key, eab_context(row.kid))
+        except CAError:
+            key = wrapping.unwrap(row.hmac_key, LEGACY_EAB_CONTEXT)
+            log.warning(UNBOUND_EAB, extra={"kid": row.kid})
+            return key
+
+    def reseal_eab_keys(self) -> int:
+        """Seal every EAB HMAC key sealed without its kid again, bound to its kid (``ca-service
+        keys reseal``); returns how many were resealed."""
+        wrapping = wrapping_key(self.settings)
+        done = 0
+        with self.db.write() as session:
+            for row in store.all_eabs(session):
+                try:
+                    wrapping.unwrap(row.hmac_key, eab_context(row.kid))
+                    continue
+                except CAError:
+                    key = wrapping.unwrap(row.hmac_key, LEGACY_EAB_CONTEXT)
+                store.set_eab_hmac_key(session, row.id, wrapping.wrap(key, eab_context(row.kid)))
+                done += 1
+            if done:
+                audit.record(session, actor="cli", action="acme.eab.reseal", detail={"keys": done})
+        return done
 
     # -- accounts (section 7.3) -------------------------------------------------------------
     def account_by_thumbprint(self, thumbprint: str) -> Account | None:

@@ -3,9 +3,11 @@
 A device that cannot send a CSR gets a key made here. The private key is kept only wrapped
 (AES-256-GCM under the key store's wrapping key, bound to MAC and serial) and only until its one
 download or until the download expires; then its row is deleted. Each delivery has two URLs with
-256-bit tokens stored as SHA-256 hashes: the certificate URL may be fetched again until it
+256-bit tokens, looked up by their SHA-256 hashes and kept sealed under the wrapping key (so the
+pending delivery can be shown again): the certificate URL may be fetched again until it
 expires, the key URL exactly once. A download may be bound to the device: its User-Agent must
-name the same MAC. Every download and every refusal is audited.
+name the same MAC. Every download is audited, and so is every refusal that concerns a real
+delivery; a token that does not exist is logged and counted, never written to the database.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ca_service.enrollment.service import Enrollment, record_refusal
 from ca_service.enrollment.tokens import token_hash
 from ca_service.errors import CAError, Kind
 from ca_service.keystore.wrapping import Wrapper, wrapping_key
+from ca_service.metrics import DOWNLOAD_PROBES
 from ca_service.policy import WRITERS, check_scope, device_mac, require_role
 from ca_service.policy.csr import key_type_of
 from ca_service.policy.user_agent import mac_in_user_agent
@@ -41,8 +44,8 @@ from ca_service.store import audit
 from ca_service.store import certificates as certs
 from ca_service.store import credentials as store
 from ca_service.store import devices as device_store
-from ca_service.store.certificates import Write
-from ca_service.store.models import DeviceCredentialRow, utcnow
+from ca_service.store.certificates import CertificateRecord, Write
+from ca_service.store.models import DeviceCredentialRow, DownloadTokenRow, utcnow
 
 log = logging.getLogger("ca_service.enrollment")
 
@@ -65,14 +68,47 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Step:
+    """What preparing a provisioning step did: the delivery the device is to fetch (None when
+    nothing is due) and whether a new key and certificate were made for it."""
+
+    delivery: Delivery | None
+    made: bool
+
+
+@dataclass(frozen=True)
 class Download:
     body: bytes
     filename: str
 
 
+@dataclass(frozen=True)
+class _Latest:
+    """A device's newest credential as the provisioning step sees it."""
+
+    credential: DeviceCredentialRow | None
+    certificate: CertificateRecord | None
+    key_pending: bool  # its wrapped key waits for the download (not taken, not expired)
+    tokens: tuple[DownloadTokenRow, DownloadTokenRow] | None  # its live URLs that can be shown
+
+    @property
+    def valid(self) -> bool:
+        return self.certificate is not None and self.certificate.status == CertificateStatus.VALID.value
+
+    @property
+    def waiting(self) -> bool:
+        """A valid certificate whose key the device has not fetched yet."""
+        return self.credential is not None and self.valid and self.key_pending
+
+
 def _context(mac: str, serial: str) -> bytes:
     """Associated data of a wrapped key: it opens only for its own device and certificate."""
     return f"ca-service device key|{mac}|{serial}".encode()
+
+
+def _token_context(credential_id: int, kind: str, digest: str) -> bytes:
+    """Associated data of a sealed download token: it opens only in its own row."""
+    return f"ca-service download token|{credential_id}|{kind}|{digest}".encode()
 
 
 class Credentials:
@@ -151,7 +187,7 @@ class Credentials:
                 blob=wrapping.wrap(der, _context(mac.value, serial)),
                 expires_at=expires,
             )
-            self._add_tokens(session, credential_id, tokens, expires)
+            self._add_tokens(session, wrapping, credential_id, tokens, expires)
             store.purge(session, now)
             audit.record(
                 session,
@@ -173,16 +209,19 @@ class Credentials:
         )
         return self._delivery(cert, tokens, expires, bind)
 
+    @staticmethod
     def _add_tokens(
-        self, session: Session, credential_id: int, tokens: dict[str, str], expires: datetime
+        session: Session, wrapping: Wrapper, credential_id: int, tokens: dict[str, str], expires: datetime
     ) -> None:
         for kind, value in tokens.items():
+            digest = token_hash(value)
             store.add_token(
                 session,
-                token_hash=token_hash(value),
+                token_hash=digest,
                 credential_id=credential_id,
                 kind=kind,
                 expires_at=expires,
+                sealed=wrapping.wrap(value.encode(), _token_context(credential_id, kind, digest)),
             )
 
     def _delivery(
@@ -198,33 +237,75 @@ class Credentials:
         )
 
     # -- the provisioning step --------------------------------------------------------------
+    def _latest(self, mac: MacAddress) -> _Latest:
+        now = utcnow()
+        with self.db.read() as session:
+            latest = store.latest_for_device(session, mac.value)
+            if latest is None:
+                return _Latest(None, None, False, None)
+            return _Latest(
+                latest,
+                certs.by_serial(session, latest.serial),
+                store.wrapped_key_pending(session, latest.id, now),
+                store.pending_tokens(session, latest.id, now),
+            )
+
+    def _shown(self, latest: _Latest) -> Delivery:
+        """The waiting delivery with the URLs it was handed out with (their tokens unsealed)."""
+        assert latest.credential is not None and latest.certificate is not None and latest.tokens
+        wrapping = self.wrapping_key()
+        cred = latest.credential
+        tokens = {
+            t.kind: wrapping.unwrap(t.sealed or b"", _token_context(cred.id, t.kind, t.token_hash)).decode()
+            for t in latest.tokens
+        }
+        expires = min(t.expires_at for t in latest.tokens)
+        return self._delivery(self.enrollment.view(latest.certificate), tokens, expires, cred.bind_mac)
+
+    def pending(self, mac_text: str, principal: Principal) -> Delivery | None:
+        """The delivery waiting for the device, with the URLs it was handed out with, until its
+        key is downloaded or its URLs expire; None when nothing waits. It only reads (a safe
+        method, RFC 9110 section 9.2.1): a monitoring probe neither mints URLs nor expires the
+        pending ones. :meth:`provision` prepares a step."""
+        mac = self._authorize(mac_text, principal, "provisioning.step")
+        latest = self._latest(mac)
+        return self._shown(latest) if latest.waiting and latest.tokens else None
+
     def provision(
-        self, mac_text: str, principal: Principal, *, profile: str | None = None, key_type: str | None = None
-    ) -> Delivery | None:
-        """What the device's next ``certificate`` step delivers, or None when nothing is due.
+        self,
+        mac_text: str,
+        principal: Principal,
+        *,
+        profile: str | None = None,
+        key_type: str | None = None,
+        fresh_urls: bool = False,
+    ) -> Step:
+        """Prepare what the device's next ``certificate`` step delivers.
 
         No credential yet, the last one revoked, or its undelivered key expired: a new key and
-        certificate. Its key still waiting: fresh URLs for it (older unused URLs expire). Its key
-        delivered and the certificate in its renewal window: a new key and certificate that
-        supersede it. Concurrent calls for one device make one key (the device row is locked
-        and the decision re-checked before commit)."""
+        certificate. Its key still waiting: that delivery as it is (nothing written), or with
+        fresh URLs when ``fresh_urls`` is set or its URLs cannot be shown again (the older
+        unused URLs then expire). Its key delivered and the certificate in its renewal window:
+        a new key and certificate that supersede it. Otherwise nothing is due. Concurrent calls
+        for one device make one key (the device row is locked and the decision re-checked
+        before commit)."""
         mac = self._authorize(mac_text, principal, "provisioning.step")
         for _ in range(3):
             now = utcnow()
-            with self.db.read() as session:
-                latest = store.latest_for_device(session, mac.value)
-                cert_row = certs.by_serial(session, latest.serial) if latest else None
-                pending = store.wrapped_key_pending(session, latest.id, now) if latest else False
-            valid = cert_row is not None and cert_row.status == CertificateStatus.VALID.value
-            if latest and valid and pending:
-                return self._fresh_urls(latest, principal, mac)
-            if latest and cert_row and valid and latest.key_delivered_at is not None:
+            latest = self._latest(mac)
+            cred, cert_row = latest.credential, latest.certificate
+            if latest.waiting:
+                assert cred is not None
+                if latest.tokens and not fresh_urls:
+                    return Step(self._shown(latest), made=False)
+                return Step(self._fresh_urls(cred, principal, mac), made=False)
+            if cred and cert_row and latest.valid and cred.key_delivered_at is not None:
                 window = suggested_window(
                     cert_row.not_before, cert_row.not_after, cert_row.serial, now, shape=self.window_shape
                 )
                 if now < window.start:
-                    return None
-            expected = latest.id if latest else None
+                    return Step(None, made=False)
+            expected = cred.id if cred else None
 
             def unchanged(session: Session, serial: str, expected: int | None = expected) -> None:
                 device_store.locked(session, mac.value)
@@ -233,15 +314,16 @@ class Credentials:
                     raise CAError(Kind.CONFLICT, "Another request prepared this device's credential first.")
 
             try:
-                return self._make(
+                delivery = self._make(
                     mac,
                     principal,
                     self.settings.profile(profile or (cert_row.profile if cert_row else None)),
-                    key_type or (latest.key_type if latest else KeyType.EC_P256.value),
+                    key_type or (cred.key_type if cred else KeyType.EC_P256.value),
                     None,
-                    replaces=latest.serial if latest and valid else None,
+                    replaces=cred.serial if cred and latest.valid else None,
                     first=(unchanged,),
                 )
+                return Step(delivery, made=True)
             except CAError as exc:
                 if exc.kind is not Kind.CONFLICT:
                     raise
@@ -251,10 +333,11 @@ class Credentials:
         tokens = {"cert": secrets.token_urlsafe(TOKEN_BYTES), "key": secrets.token_urlsafe(TOKEN_BYTES)}
         bind = credential.bind_mac
         now = utcnow()
+        wrapping = self.wrapping_key()
         with self.db.write() as session:
             device_store.locked(session, mac.value)
             store.expire_unused_tokens(session, credential.id, now)
-            self._add_tokens(session, credential.id, tokens, credential.download_expires_at)
+            self._add_tokens(session, wrapping, credential.id, tokens, credential.download_expires_at)
             audit.record(
                 session,
                 actor=principal.label,
@@ -270,23 +353,23 @@ class Credentials:
     def download(self, kind: str, token: str, user_agent: str | None) -> Download:
         """Serve a certificate (``kind="cert"``) or key (``"key"``) download.
 
-        Unknown token: NOT_FOUND. Expired, or a key already downloaded: GONE. Bound to the device
-        and the User-Agent names another MAC (or none): FORBIDDEN. Each outcome is audited."""
+        Unknown token: NOT_FOUND, found by a read alone; it is logged and counted
+        (``ca_download_unknown_token_total``), never written, so probes cost no row and no write
+        lock. Expired, or a key already downloaded: GONE. Bound to the device and the
+        User-Agent names another MAC (or none): FORBIDDEN. A download and each refusal about a
+        real delivery is audited."""
         digest = token_hash(token)
-        seen: dict[str, str | None] = {"mac": None, "serial": None}
+        with self.db.read() as session:
+            found = store.token(session, digest)
+        if found is None or found[0].kind != kind or not hmac.compare_digest(found[0].token_hash, digest):
+            DOWNLOAD_PROBES.labels(kind).inc()
+            log.info("download refused: unknown token", extra={"kind": kind})
+            raise CAError(Kind.NOT_FOUND, "There is no such download; check the URL.")
+        tok, cred = found
         action = f"download.{kind}"
         try:
             with self.db.write() as session:
                 now = utcnow()
-                found = store.token(session, digest)
-                if (
-                    found is None
-                    or found[0].kind != kind
-                    or not hmac.compare_digest(found[0].token_hash, digest)
-                ):
-                    raise CAError(Kind.NOT_FOUND, "There is no such download; check the URL.")
-                tok, cred = found
-                seen.update(mac=cred.mac, serial=cred.serial)
                 if tok.expires_at <= now:
                     raise CAError(Kind.GONE, "This download URL has expired; fetch a new provisioning step.")
                 if kind == "key" and tok.used_at is not None:
@@ -307,21 +390,21 @@ class Credentials:
                     cert = self.enrollment.view(cert_row)
                     body = (cert.certificate_pem + (cert.chain_pem if profile.cert_chain else "")).encode()
                 else:
-                    wrapped = store.claim_key(session, tok.id, cred.id, now)
-                    if wrapped is None:
+                    blob = store.claim_key(session, tok.id, cred.id, now)
+                    if blob is None:  # raised inside the transaction: a marked token rolls back
                         raise CAError(
                             Kind.GONE, "This key is no longer available; fetch a new provisioning step."
                         )
-                    body = self._key_pem(wrapped.blob, cred, profile)
+                    body = self._key_pem(blob, cred, profile)
                 store.purge(session, now)
                 audit.record(session, actor="device", action=action, mac=cred.mac, serial=cred.serial)
         except CAError as exc:
-            if exc.kind in (Kind.NOT_FOUND, Kind.GONE, Kind.FORBIDDEN):
-                record_refusal(self.db, "device", action, seen["mac"], seen["serial"], exc.detail)
+            if exc.kind in (Kind.GONE, Kind.FORBIDDEN):
+                record_refusal(self.db, "device", action, cred.mac, cred.serial, exc.detail)
                 self.purge()
             raise
-        log.info("download served", extra={"kind": kind, "mac": seen["mac"], "serial": seen["serial"]})
-        return Download(body=body, filename=f"{seen['mac']}_{kind}.pem")
+        log.info("download served", extra={"kind": kind, "mac": cred.mac, "serial": cred.serial})
+        return Download(body=body, filename=f"{cred.mac}_{kind}.pem")
 
     def _profile(self, name: str) -> Profile:
         """The certificate's profile; the default profile's formats if it was since removed."""

@@ -29,6 +29,7 @@ from ca_service.domain import (
     MacAddress,
     Principal,
     Profile,
+    in_utc,
     serial_text,
 )
 from ca_service.errors import CAError, Kind
@@ -80,6 +81,10 @@ class DeviceView:
     labels: dict[str, object]
     created_at: datetime | None
     certificates: list[IssuedCertificate]
+    certificates_total: int = 0  # all of the device's certificates; ``certificates`` is a page
+
+
+DEVICE_PAGE = 50  # certificates a device view carries unless asked for another page
 
 
 class Enrollment:
@@ -271,14 +276,17 @@ class Enrollment:
                 session,
                 mac=canonical,
                 status=status,
-                expires_before=expires_before,
+                expires_before=in_utc(expires_before, "'expires_before'") if expires_before else None,
                 mac_prefixes=scopes,
                 offset=offset,
                 limit=limit,
             )
             return [self.view(r) for r in rows], total
 
-    def device(self, mac_text: str, principal: Principal) -> DeviceView:
+    def device(
+        self, mac_text: str, principal: Principal, *, offset: int = 0, limit: int = DEVICE_PAGE
+    ) -> DeviceView:
+        """A device in the principal's scope with a page of its certificates, newest first."""
         mac = device_mac(mac_text)
         if not in_scope(principal, mac):
             raise CAError(Kind.NOT_FOUND, f"No device {mac}.")
@@ -286,11 +294,13 @@ class Enrollment:
             row = certs.device(session, mac.value)
             if row is None:
                 raise CAError(Kind.NOT_FOUND, f"No device {mac}.")
+            found, total = certs.for_device(session, mac.value, offset=offset, limit=limit)
             return DeviceView(
                 mac=row.mac,
                 model=row.model,
                 firmware=row.firmware,
                 labels=dict(row.labels or {}),
                 created_at=row.created_at,
-                certificates=[self.view(r) for r in certs.for_device(session, mac.value)],
+                certificates=[self.view(r) for r in found],
+                certificates_total=total,
             )

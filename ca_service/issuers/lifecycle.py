@@ -22,7 +22,7 @@ from ca_service.authority.issuer import Issuer, pem
 from ca_service.config import Settings
 from ca_service.domain import IssuerRecord, IssuerRole, IssuerState, KeyType
 from ca_service.errors import CAError, Kind
-from ca_service.keystore import create_key, display_uri, load_key
+from ca_service.keystore import check_sealing, create_key, display_uri, load_key, reseal_key
 from ca_service.keystore.wrapping import ensure_wrapping_key
 from ca_service.store import Database, audit
 from ca_service.store import issuers as store
@@ -101,9 +101,12 @@ def initialize(
     issuing_key_uri: str | None = None,
     root_key_uri: str | None = None,
     csr_only: bool = False,
+    production: bool = False,
 ) -> InitResult:
     """Create the CA. Refuses when any CA already exists: a CA is never overwritten (two
-    processes or hosts creating one at once take turns; the second is refused)."""
+    processes or hosts creating one at once take turns; the second is refused). Before any key
+    is made, the file key store's passphrase must be fit to seal them (see
+    :func:`~ca_service.keystore.check_sealing`; ``production``: not kept in the home)."""
     with exclusive(db.url, "ca-init"):
         return _initialize(
             db,
@@ -115,6 +118,7 @@ def initialize(
             issuing_key_uri=issuing_key_uri,
             root_key_uri=root_key_uri,
             csr_only=csr_only,
+            production=production,
         )
 
 
@@ -129,13 +133,16 @@ def _initialize(
     issuing_key_uri: str | None,
     root_key_uri: str | None,
     csr_only: bool,
+    production: bool,
 ) -> InitResult:
     if records(db):
         raise CAError(Kind.CONFLICT, "A CA already exists in this database; refusing to overwrite it.")
-    ensure_wrapping_key(settings)  # fails early (wrong PIN, no token) before any CA key is made
     stamp = _stamp()
-    issuing_name = f"issuing-{stamp}"
+    issuing_name, root_name = f"issuing-{stamp}", f"root-{stamp}"
     issuing_uri = issuing_key_uri or f"file:keys/{issuing_name}.pem"
+    root_uri = root_key_uri or f"file:keys/{root_name}.pem"
+    check_sealing(settings, (issuing_uri,) if csr_only else (issuing_uri, root_uri), production=production)
+    ensure_wrapping_key(settings)  # fails early (wrong PIN, no token) before any CA key is made
     i_subject = parse_subject(issuing_subject)
     i_key = create_key(issuing_uri, KeyType.parse(issuing_key_type), settings)
     if csr_only:
@@ -155,8 +162,6 @@ def _initialize(
                 session, actor="cli", action="ca.init", detail={"issuing": issuing_name, "mode": "csr-only"}
             )
         return InitResult(None, issuing_name, csr.public_bytes(serialization.Encoding.PEM).decode())
-    root_name = f"root-{stamp}"
-    root_uri = root_key_uri or f"file:keys/{root_name}.pem"
     r_subject = parse_subject(root_subject)
     r_key = create_key(root_uri, KeyType.parse(root_key_type), settings)
     root = create_root(r_key, r_subject)
@@ -315,6 +320,17 @@ def rotate(
         )
         audit.record(session, actor=actor, action="ca.rotate", detail=detail)
     return RotateResult(name, current.name, None)
+
+
+def reseal_keys(db: Database, settings: Settings, actor: str = "cli") -> list[str]:
+    """Seal every CA key of ours that lives in the file key store again with scrypt at the
+    current cost, where it is sealed the old way (PBKDF2) or more cheaply; the keys themselves
+    do not change. Returns the names of the CAs whose key files were rewritten (audited)."""
+    done = [r.name for r in records(db) if r.key_uri and reseal_key(r.key_uri, settings)]
+    if done:
+        with db.write() as session:
+            audit.record(session, actor=actor, action="ca.reseal", detail={"issuers": done})
+    return done
 
 
 def retire_finished(db: Database, now: datetime | None = None) -> list[str]:

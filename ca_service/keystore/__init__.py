@@ -90,3 +90,28 @@ def load_key(uri: str, settings: Settings) -> SigningKey:
 
 def create_key(uri: str, key_type: KeyType, settings: Settings) -> SigningKey:
     return keystore_for(uri, settings).create(uri, key_type)
+
+
+def check_sealing(settings: Settings, uris: tuple[str, ...], *, production: bool) -> None:
+    """Before keys are made at ``uris`` (and the file wrapping key, unless a token holds it):
+    refuse a file key store passphrase that is unfit to seal them: weak when an operator chose
+    it; with ``production``, the generated development one or any kept in a file inside the
+    home (a copy of the home would be the CA). Nothing is written."""
+    if settings.wrapping_key_uri and not any(scheme_of(u) == "file" for u in uris):
+        return
+    from ca_service.keystore.file import FileKeyStore
+
+    store = FileKeyStore(settings)
+    if production:
+        store.require_outside_home()
+    store.sealing_passphrase()
+
+
+def reseal_key(uri: str, settings: Settings) -> bool:
+    """Seal a file key again at the current KDF cost when it is sealed the old way or more
+    cheaply (True when rewritten); keys in other stores are left alone (False)."""
+    if scheme_of(uri) != "file":
+        return False
+    from ca_service.keystore.file import FileKeyStore
+
+    return FileKeyStore(settings).reseal(uri)

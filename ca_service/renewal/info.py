@@ -78,11 +78,21 @@ class Renewals:
         aki, serial = parse_cert_id(cert_id)
         return self.for_serial(serial, aki)
 
-    def due(self, days: int, mac_prefixes: tuple[str, ...] | None = None) -> list[DueCertificate]:
-        """Valid certificates that expire within ``days`` and have no successor, soonest first."""
+    def due(
+        self,
+        days: int,
+        mac_prefixes: tuple[str, ...] | None = None,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[DueCertificate], int]:
+        """Valid certificates that expire within ``days`` and have no successor, soonest first:
+        a window of ``limit`` from ``offset`` (all without a limit), and how many there are."""
         if not 0 <= days <= 3650:
             raise CAError(Kind.MALFORMED, "days must be between 0 and 3650.")
         now = utcnow()
         with self.db.read() as session:
-            rows = certs.due(session, now + timedelta(days=days), now, mac_prefixes)
-            return [DueCertificate(r.serial, r.mac, r.not_after, r.profile) for r in rows]
+            rows, total = certs.due(
+                session, now + timedelta(days=days), now, mac_prefixes, offset=offset, limit=limit
+            )
+            return [DueCertificate(r.serial, r.mac, r.not_after, r.profile) for r in rows], total

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import OCSPExtensionOID
 
 from ca_service.authority.ocsp import cert_id_keys, sign_response, unsuccessful
 from ca_service.config import Settings
@@ -29,6 +28,7 @@ from ca_service.store import revocations as store
 from ca_service.store.db import DatabaseUnavailable
 
 CACHE_ENTRIES = 50_000
+MAX_NONCE_OCTETS = 32  # RFC 8954 section 2.1: Nonce ::= OCTET STRING(SIZE(1..32))
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,10 @@ class OcspResponder:
         return OcspAnswer(unsuccessful(status), status)
 
     def respond(self, der: bytes) -> OcspAnswer:
-        """Answer one DER OCSPRequest. Unreadable requests and requests for more than one
-        certificate get ``malformedRequest``; a CertID naming none of our issuers gets
-        ``unauthorized`` (RFC 6960 section 2.3)."""
+        """Answer one DER OCSPRequest. Unreadable requests, requests for more than one
+        certificate and nonces outside 1 to 32 octets (RFC 8954 section 2.1) get
+        ``malformedRequest``; a CertID naming none of our issuers gets ``unauthorized``
+        (RFC 6960 section 2.3)."""
         try:
             request = ocsp.load_der_ocsp_request(der)
             # decoded lazily: read every field now (multi-certificate requests, unknown hash
@@ -91,6 +92,10 @@ class OcspResponder:
             request.hash_algorithm  # noqa: B018
             request.extensions  # noqa: B018
         except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm, x509.DuplicateExtension):
+            status = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+            return OcspAnswer(unsuccessful(status), status)
+        nonces = [e.value for e in request.extensions if isinstance(e.value, x509.OCSPNonce)]
+        if any(not 1 <= len(n.nonce) <= MAX_NONCE_OCTETS for n in nonces):
             status = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
             return OcspAnswer(unsuccessful(status), status)
         issuer_id = self._issuer_for(request)
@@ -112,7 +117,7 @@ class OcspResponder:
             )
         else:
             cert_status, revoked_at, reason = ocsp.OCSPCertStatus.GOOD, None, None
-        has_nonce = any(e.oid == OCSPExtensionOID.NONCE for e in request.extensions)
+        has_nonce = bool(nonces)
         key = (
             issuer_id,
             request.hash_algorithm.name,

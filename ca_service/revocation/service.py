@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from ca_service.authority.crl import crl_pem, sign_crl
 from ca_service.config import Settings
-from ca_service.domain import MacAddress, Principal, Role, parse_serial, serial_text
+from ca_service.domain import MacAddress, Principal, Role, in_utc, parse_serial, serial_text
 from ca_service.errors import CAError, Kind
 from ca_service.issuers import Directory, Signers
 from ca_service.policy import WRITERS, check_scope, device_mac, in_scope, require_role
@@ -242,6 +242,13 @@ class Revocation:
                     if presented:
                         raise CAError(Kind.FORBIDDEN, "This account may not revoke this certificate.")
                     raise CAError(Kind.NOT_FOUND, f"No certificate with serial {cert.serial}.")
+                if invalidity is not None and invalidity < cert.not_before:
+                    raise CAError(
+                        Kind.MALFORMED,
+                        f"The invalidity date is before certificate {cert.serial} was valid "
+                        f"(notBefore {cert.not_before:%Y-%m-%dT%H:%M:%SZ}); its key cannot have been "
+                        "compromised earlier.",
+                    )
                 if cert.status == "revoked" or not store.mark_revoked(
                     session, cert.serial, now, reason, invalidity
                 ):
@@ -286,16 +293,14 @@ class Revocation:
 
     @staticmethod
     def _invalidity(value: datetime | None, now: datetime) -> datetime | None:
-        """RFC 5280 5.3.2: when the key is known or suspected compromised; not in the future."""
+        """RFC 5280 5.3.2: when the key is known or suspected compromised; in UTC, not in the
+        future (and, checked per certificate, not before its notBefore)."""
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise CAError(
-                Kind.MALFORMED, "The invalidity date needs a time zone (e.g. 2026-11-01T00:00:00Z)."
-            )
+        value = in_utc(value, "The invalidity date")
         if value > now:
             raise CAError(Kind.MALFORMED, "The invalidity date may not be in the future.")
-        return value.astimezone(UTC)
+        return value
 
     # -- publishing -------------------------------------------------------------------------
     def publish_due(self, force: bool = False) -> bool:

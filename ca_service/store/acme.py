@@ -103,6 +103,17 @@ def eab_by_name(session: Session, name: str) -> EabRecord | None:
     return record(EabRecord, row) if row else None
 
 
+def all_eabs(session: Session) -> list[EabRecord]:
+    return [record(EabRecord, r) for r in session.scalars(select(EabKeyRow).order_by(EabKeyRow.id))]
+
+
+def set_eab_hmac_key(session: Session, eab_id: int, sealed: bytes) -> None:
+    """Replace the sealed HMAC key of an EAB key (resealing: the key itself is unchanged)."""
+    session.execute(
+        update(EabKeyRow).where(EabKeyRow.id == eab_id).values(hmac_key=sealed), execution_options=CORE
+    )
+
+
 def bind_eab(session: Session, eab_id: int, account_id: int) -> bool:
     """Bind an unused EAB key to an account; False when another account took it first."""
     result = session.execute(

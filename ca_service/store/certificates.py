@@ -107,11 +107,19 @@ def device(session: Session, mac: str) -> DeviceRecord | None:
     return DeviceRecord(row.mac, row.model, row.firmware, dict(row.labels or {}), row.created_at)
 
 
-def for_device(session: Session, mac: str) -> list[CertificateRecord]:
+def for_device(
+    session: Session, mac: str, *, offset: int = 0, limit: int | None = None
+) -> tuple[list[CertificateRecord], int]:
+    """A device's certificates, newest first (a window of them), and how many it has."""
+    total = session.scalar(select(func.count()).select_from(CertificateRow).where(CertificateRow.mac == mac))
     rows = session.scalars(
-        select(CertificateRow).where(CertificateRow.mac == mac).order_by(CertificateRow.id.desc())
+        select(CertificateRow)
+        .where(CertificateRow.mac == mac)
+        .order_by(CertificateRow.id.desc())
+        .offset(offset)
+        .limit(limit)
     )
-    return [_record(r) for r in rows]
+    return [_record(r) for r in rows], total or 0
 
 
 def search(
@@ -160,9 +168,16 @@ def mark_replaced(session: Session, serial: str, successor: str) -> bool:
 
 
 def due(
-    session: Session, before: datetime, now: datetime, mac_prefixes: tuple[str, ...] | None = None
-) -> list[CertificateRecord]:
-    """Valid, unexpired certificates that end before ``before`` and have no successor."""
+    session: Session,
+    before: datetime,
+    now: datetime,
+    mac_prefixes: tuple[str, ...] | None = None,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[list[CertificateRecord], int]:
+    """Valid, unexpired certificates that end before ``before`` and have no successor, soonest
+    first (a window of them), and how many there are."""
     conditions = [
         CertificateRow.status == "valid",
         CertificateRow.replaced_by.is_(None),
@@ -171,10 +186,17 @@ def due(
     ]
     if mac_prefixes is not None:
         if not mac_prefixes:
-            return []
+            return [], 0
         conditions.append(or_(*(CertificateRow.mac.startswith(p) for p in mac_prefixes)))
-    rows = session.scalars(select(CertificateRow).where(*conditions).order_by(CertificateRow.not_after))
-    return [_record(r) for r in rows]
+    total = session.scalar(select(func.count()).select_from(CertificateRow).where(*conditions))
+    rows = session.scalars(
+        select(CertificateRow)
+        .where(*conditions)
+        .order_by(CertificateRow.not_after, CertificateRow.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [_record(r) for r in rows], total or 0
 
 
 def superseded(session: Session, successor_before: datetime) -> list[CertificateRecord]:

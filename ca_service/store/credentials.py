@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -45,7 +46,13 @@ def add_wrapped_key(
 
 
 def add_token(
-    session: Session, *, token_hash: str, credential_id: int, kind: str, expires_at: datetime
+    session: Session,
+    *,
+    token_hash: str,
+    credential_id: int,
+    kind: str,
+    expires_at: datetime,
+    sealed: bytes,
 ) -> None:
     session.execute(
         insert(DownloadTokenRow).values(
@@ -55,6 +62,7 @@ def add_token(
             expires_at=expires_at,
             fetches=0,
             created_at=utcnow(),
+            sealed=sealed,
         )
     )
 
@@ -76,27 +84,62 @@ def count_fetch(session: Session, token_id: int) -> None:
     )
 
 
-def claim_key(session: Session, token_id: int, credential_id: int, now: datetime) -> WrappedKeyRow | None:
-    """Take the wrapped key for its one download: the token is marked used only if it was unused
-    (a conditional UPDATE, atomic on every backend), then the key row is read and deleted.
-    Returns None when another request got there first or the key is gone."""
+def claim_key(session: Session, token_id: int, credential_id: int, now: datetime) -> bytes | None:
+    """Take the wrapped key for its one download; returns its blob, or None when the URL is used
+    or expired or the key is gone. Two conditional statements decide, atomically on every
+    backend and whichever URL of the credential each request holds: the token is marked used
+    only if it is unused and unexpired, and the key row is taken by one ``DELETE ... RETURNING``
+    that also checks its expiry (a second deleter gets no row). On None the caller must roll
+    back (the token may have been marked)."""
     claimed = session.execute(
         update(DownloadTokenRow)
-        .where(DownloadTokenRow.id == token_id, DownloadTokenRow.used_at.is_(None))
+        .where(
+            DownloadTokenRow.id == token_id,
+            DownloadTokenRow.used_at.is_(None),
+            DownloadTokenRow.expires_at > now,
+        )
         .values(used_at=now, fetches=DownloadTokenRow.fetches + 1)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    key = session.get(WrappedKeyRow, credential_id)
-    if key is None:
+    blob = session.execute(
+        delete(WrappedKeyRow)
+        .where(WrappedKeyRow.credential_id == credential_id, WrappedKeyRow.expires_at > now)
+        .returning(WrappedKeyRow.blob)
+    ).scalar_one_or_none()
+    if blob is None:
         return None
-    session.delete(key)
     session.execute(
         update(DeviceCredentialRow)
         .where(DeviceCredentialRow.id == credential_id)
         .values(key_delivered_at=now)
     )
-    return key
+    return bytes(blob)
+
+
+def pending_tokens(
+    session: Session, credential_id: int, now: datetime
+) -> tuple[DownloadTokenRow, DownloadTokenRow] | None:
+    """The newest live URLs of a credential that can be shown again, (cert, key): a sealed,
+    unexpired certificate token and a sealed, unused, unexpired key token; None otherwise."""
+
+    def newest(kind: str, *conditions: Any) -> DownloadTokenRow | None:
+        return session.scalar(
+            select(DownloadTokenRow)
+            .where(
+                DownloadTokenRow.credential_id == credential_id,
+                DownloadTokenRow.kind == kind,
+                DownloadTokenRow.expires_at > now,
+                DownloadTokenRow.sealed.is_not(None),
+                *conditions,
+            )
+            .order_by(DownloadTokenRow.id.desc())
+            .limit(1)
+        )
+
+    cert = newest("cert")
+    key = newest("key", DownloadTokenRow.used_at.is_(None))
+    return (cert, key) if cert is not None and key is not None else None
 
 
 def wrapped_key_pending(session: Session, credential_id: int, now: datetime) -> bool:

@@ -2,7 +2,9 @@
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``; write transactions begin IMMEDIATE so that
 concurrent gunicorn workers queue for the write lock instead of failing with "database is locked"
-(shared/measurements.md). Reads use a separate engine whose transactions stay deferred.
+(shared/measurements.md). Reads use a separate engine whose transactions stay deferred. Its
+files are 0600. Engines never put statement parameters (tokens, sealed keys) into logs or error
+messages (``hide_parameters``).
 
 Every call is bounded (:class:`Bounds`): connecting, waiting for a pooled connection, each
 statement, each lock wait, and a link that stops answering (TCP keepalives and
@@ -18,6 +20,7 @@ connection interrupted that way.
 from __future__ import annotations
 
 import fcntl
+import os
 import signal
 import threading
 import time
@@ -58,9 +61,26 @@ class DatabaseUnavailable(CAError):
         super().__init__(Kind.UNAVAILABLE, detail)
 
 
+def private_sqlite_files(url: str) -> None:
+    """Make an SQLite database file and its ``-wal``/``-shm`` companions readable by the owner
+    only (0600), whatever the umask or the mode of a home folder made beforehand: they hold
+    sealed keys, token hashes and the audit log. SQLite gives new companions the database
+    file's mode, so fixing that file first covers them. A missing folder is left to SQLite."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or not Path(database).parent.is_dir():
+        return
+    path = Path(database)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            file.chmod(0o600)
+
+
 def _sqlite_engine(url: str, immediate: bool, bounds: Bounds) -> Engine:
     busy_ms = int(bounds.lock * 1000)
-    engine = create_engine(url, connect_args={"timeout": bounds.lock}, pool_timeout=bounds.pool)
+    engine = create_engine(
+        url, connect_args={"timeout": bounds.lock}, pool_timeout=bounds.pool, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -86,6 +106,7 @@ class Database:
         self.url = url
         self.bounds = bounds = bounds or Bounds()
         if url.startswith("sqlite"):
+            private_sqlite_files(url)
             self.engine = _sqlite_engine(url, immediate=False, bounds=bounds)
             self.write_engine = _sqlite_engine(url, immediate=True, bounds=bounds)
         else:
@@ -96,6 +117,7 @@ class Database:
                 max_overflow=5,
                 pool_timeout=bounds.pool,
                 connect_args=_postgresql_bounds(bounds),
+                hide_parameters=True,
             )
             self.write_engine = self.engine
         self._paused_until = 0.0

@@ -187,7 +187,9 @@ class WrappedKeyRow(Base):
 
 
 class DownloadTokenRow(Base):
-    """A one-time download URL: only the SHA-256 of its token is stored."""
+    """A one-time download URL: looked up by the SHA-256 of its token; the token itself is kept
+    only sealed under the wrapping key (bound to credential, kind and hash), so that the pending
+    delivery can be shown again to the provisioning platform."""
 
     __tablename__ = "download_tokens"
 
@@ -201,6 +203,7 @@ class DownloadTokenRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fetches: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # AES-GCM; NULL for tokens before 0008
 
 
 # -- trust bundle (issue 6): imported trust anchors and the bundle's version history ----------
