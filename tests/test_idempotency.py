@@ -76,6 +76,23 @@ def test_revocation_retries_answer_the_same_revocation(
     assert revocations == 1
 
 
+def test_device_credentials_retry_answers_the_same_delivery(
+    client: FlaskClient, services: Services, admin: dict[str, str]
+) -> None:
+    """POST /devices/{mac}/credentials makes a key: a retry must not make a second one."""
+    keyed = {**admin, "Idempotency-Key": "cred-1"}
+    path = "/api/v1/devices/7C2F80C6E5C2/credentials"
+    first = client.post(path, json={}, headers=keyed)
+    again = client.post(path, json={}, headers=keyed)
+    assert first.status_code == again.status_code == 201, again.json
+    assert again.json == first.json  # the same certificate and the same download URLs
+    assert rows(services)[0] == 1
+    key_path = first.json["key_url"].split("://", 1)[1].split("/", 1)[1]
+    assert client.get("/" + key_path).status_code == 200  # the device takes its key
+    gone = client.post(path, json={}, headers=keyed)
+    assert gone.status_code == 410 and rows(services)[0] == 1  # nothing made again
+
+
 def test_keys_expire(settings, services: Services, admin: dict[str, str], tmp_path: Path) -> None:
     clock = MovableClock()
     app = create_app(settings, clock)

@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ca_service.api.auth import ANY_ROLE, SECURITY, WRITERS, principal, require, services
+from ca_service.api.idempotency import idempotent, writes
 from ca_service.api.problems import accepts, page_window, problem_docs
 from ca_service.api.schemas import (
     CredentialRequestSchema,
@@ -22,6 +23,7 @@ from ca_service.api.schemas import (
     ProvisioningRequestSchema,
 )
 from ca_service.enrollment import provisioning_xml
+from ca_service.enrollment.credentials import Delivery
 from ca_service.enrollment.devices import csv_lines
 
 blp = Blueprint("devices", __name__, url_prefix="/api/v1", description="Devices, known by their MAC")
@@ -91,18 +93,25 @@ class Credentials(MethodView):
     @blp.response(201, DeliverySchema)
     @problem_docs(blp, (403, "MAC outside the token's scope"), (422, "Key type refused by policy"))
     @require(*WRITERS)
+    @idempotent(lambda serial: _made(services().credentials.delivery_of(serial, principal())))
     def post(self, body: dict[str, Any], mac: str) -> Any:
         """Make a key and a certificate for the device. The answer carries a certificate URL
         (fetchable until it expires) and a key URL (works once); the key exists only wrapped and
-        only until it is downloaded or the URL expires."""
+        only until it is downloaded or the URL expires. With an ``Idempotency-Key`` a retry
+        answers the same delivery (while its key waits) instead of making a second key."""
         delivery = services().credentials.create(
             mac,
             principal(),
             profile=body["profile"],
             key_type=body["key_type"],
             bind_user_agent=body["bind_user_agent"],
+            also=writes(),
         )
-        return delivery, 201, {"Cache-Control": "no-store"}
+        return _made(delivery)
+
+
+def _made(delivery: Delivery) -> tuple[Delivery, int, dict[str, str]]:
+    return delivery, 201, {"Cache-Control": "no-store"}
 
 
 @blp.route("/devices/<string:mac>/provisioning.xml")

@@ -143,10 +143,26 @@ class Credentials:
         profile: str | None = None,
         key_type: str = KeyType.EC_P256.value,
         bind_user_agent: bool | None = None,
+        also: tuple[Write, ...] = (),
     ) -> Delivery:
-        """Make a key and a certificate for the device and return the one-time URLs."""
+        """Make a key and a certificate for the device and return the one-time URLs; the
+        writes in ``also`` join the issuing transaction."""
         mac = self._authorize(mac_text, principal, "credentials.create")
-        return self._make(mac, principal, self.settings.profile(profile), key_type, bind_user_agent)
+        return self._make(
+            mac, principal, self.settings.profile(profile), key_type, bind_user_agent, also=also
+        )
+
+    def delivery_of(self, serial: str, principal: Principal) -> Delivery:
+        """The delivery made with certificate ``serial`` as it was handed out (an idempotent
+        retry's answer), while it waits for the device; GONE once its key was downloaded or its
+        URLs expired (the device has it, or a new delivery is due)."""
+        cert = self.enrollment.certificate(serial, principal)
+        latest = self._latest(MacAddress(cert.mac))
+        if latest.credential is None or latest.credential.serial != serial or not latest.tokens:
+            raise CAError(
+                Kind.GONE, "The delivery of this request was downloaded or has expired; prepare a new one."
+            )
+        return self._shown(latest)
 
     def _make(
         self,
@@ -158,6 +174,7 @@ class Credentials:
         *,
         replaces: str | None = None,
         first: tuple[Write, ...] = (),
+        also: tuple[Write, ...] = (),
     ) -> Delivery:
         key = KeyType.parse(key_type, Kind.BAD_KEY).generate()
         checked_type = key_type_of(key.public_key(), self.enrollment.rules)
@@ -205,7 +222,7 @@ class Credentials:
             profile,
             principal,
             replaces=replaces,
-            also=(*first, store_key),
+            also=(*first, store_key, *also),
         )
         return self._delivery(cert, tokens, expires, bind)
 
