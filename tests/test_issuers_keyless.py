@@ -11,8 +11,8 @@ import requests
 from flask.testing import FlaskClient
 
 from ca_service import Services, create_app
-from ca_service.config import Settings
 from ca_service.clock import MovableClock
+from ca_service.config import Settings
 from ca_service.issuers import CANNOT_SIGN
 from ca_service.issuers.signers import MAX_BACKOFF
 from tests.helpers import LiveServer, cli, make_csr
