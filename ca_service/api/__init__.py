@@ -6,6 +6,8 @@ from flask import Flask
 from flask_smorest import Api
 
 from ca_service.api import (
+    acme_admin,
+    audit,
     certificates,
     devices,
     issuers,
@@ -21,6 +23,8 @@ from ca_service.api import (
 def register(app: Flask, api: Api) -> None:
     problems.install(app)
     for blueprint in (
+        acme_admin.blp,
+        audit.blp,
         certificates.blp,
         devices.blp,
         issuers.blp,

@@ -55,6 +55,7 @@ RENDER: dict[Kind, tuple[int, str]] = {
     Kind.ALREADY_REVOKED: (409, "Already revoked"),
     Kind.ALREADY_REPLACED: (409, "Already replaced"),
     Kind.ORDER_NOT_READY: (409, "Order not ready"),
+    Kind.RATE_LIMITED: (429, "Too many requests"),
     Kind.GONE: (410, "No longer available"),
     Kind.UNAVAILABLE: (503, "Service unavailable"),
     Kind.INTERNAL: (500, "Internal error"),
@@ -127,7 +128,10 @@ def from_caerror(exc: CAError) -> Response:
             {"type": TYPE_PREFIX + p.kind.value, "detail": p.detail, "identifier": p.identifier}
             for p in exc.subproblems
         ]
-    return problem(status, title, exc.detail, TYPE_PREFIX + exc.kind.value, **extra)
+    response = problem(status, title, exc.detail, TYPE_PREFIX + exc.kind.value, **extra)
+    if "retry_after" in exc.extra:  # RFC 9110 section 10.2.3, with 429 (RFC 6585) and 503
+        response.headers["Retry-After"] = str(exc.extra["retry_after"])
+    return response
 
 
 _HTTP_DETAILS = {

@@ -2,11 +2,24 @@
 
 Importing the modules registers their commands on :data:`main`."""
 
-from ca_service.cli import acme, ca, certificates, crl, database, devices, renewals, serve, tokens, trust
+from ca_service.cli import (
+    acme,
+    audit,
+    ca,
+    certificates,
+    crl,
+    database,
+    devices,
+    renewals,
+    serve,
+    tokens,
+    trust,
+)
 from ca_service.cli.base import main
 
 __all__ = [
     "acme",
+    "audit",
     "ca",
     "certificates",
     "crl",
