@@ -87,7 +87,7 @@ def test_two_workers_issue_concurrently_from_one_softhsm_key(
     for line in log.splitlines():
         if line.startswith("{") and '"path": "/api/v1/certificates"' in line:
             entry = json.loads(line)
-            if entry["status"] == "201":
+            if entry["status"] == 201:
                 pids.add(entry["pid"])
     assert len(pids) == 2, "both workers signed with the token"
     for text in (log, listing, config):

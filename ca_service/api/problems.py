@@ -8,6 +8,7 @@ problem that shows only the request id, never a traceback.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
 from ca_service.errors import CAError, Kind
+from ca_service.logs import REQUEST_ID
 from ca_service.metrics import HTTP_REQUESTS
 
 log = logging.getLogger("ca_service.api")
@@ -62,12 +64,20 @@ RENDER: dict[Kind, tuple[int, str]] = {
 }
 
 
+# an incoming X-Request-Id that is kept: what proxies make (nginx's $request_id, UUIDs, ...)
+WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
+
+
 def request_id() -> str:
+    """This request's id: the client's or proxy's ``X-Request-Id`` when it is well-formed (8 to
+    64 letters, digits, '.', '_', ':', '-'), else a fresh random one. Every log line of the
+    request carries it (:data:`ca_service.logs.REQUEST_ID`)."""
     rid = getattr(g, "request_id", None)
     if rid is None:
         incoming = request.headers.get("X-Request-Id", "")
-        rid = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else secrets.token_hex(8)
+        rid = incoming if WELL_FORMED_REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
         g.request_id = rid
+        REQUEST_ID.set(rid)
     return rid
 
 
@@ -218,6 +228,10 @@ def install(app: Flask) -> None:
     def _start() -> None:
         g.started = time.perf_counter()
         request_id()  # every request has its id from the start (ACME problems carry it too)
+
+    @app.teardown_request
+    def _forget_request_id(_exc: BaseException | None) -> None:
+        REQUEST_ID.set(None)  # the worker's next lines (publisher, self-test) are no request's
 
     @app.after_request
     def _tag(response: Response) -> Response:
