@@ -482,8 +482,9 @@ def validate(settings: Settings) -> None:
     names = [p.name for p in settings.profiles]
     if settings.default_profile not in names:
         raise _refuse(settings, "default_profile", f"the profiles are {', '.join(names)}")
+    shortest = 0 if settings.test_only_settings else 1  # the test suite's certificates that end at once
     for profile in settings.profiles:
-        if not RANGES["validity_days"][0] <= (profile.validity_days or 0) <= RANGES["validity_days"][1]:
+        if not shortest <= (profile.validity_days or 0) <= RANGES["validity_days"][1]:
             raise CAError(
                 Kind.MALFORMED,
                 f"Profile '{profile.name}' has validity_days = {profile.validity_days}; "

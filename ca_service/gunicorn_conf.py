@@ -109,7 +109,8 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     """In the worker, as it exits (SIGTERM of the master, a restart, max-requests): stop the CRL
     publisher and release its leases, so another worker or host publishes without waiting for
     them to run out."""
-    services = getattr(worker.wsgi, "extensions", {}).get("ca_service")
+    app = getattr(worker, "wsgi", None)  # None: the worker failed to boot
+    services = getattr(app, "extensions", {}).get("ca_service")
     if services is not None:
         services.publisher.stop()
 
