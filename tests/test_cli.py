@@ -109,6 +109,7 @@ def test_tokens(env_for: dict[str, str]) -> None:
     assert json.loads(dump)["key_passphrase"] == "(set, from CA_SERVICE_KEY_PASSPHRASE)"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the embedded default's URL is shown
 def test_config_shows_what_the_service_uses(env_for: dict[str, str], tmp_path: Path) -> None:
     """The resolved database URL with its password masked, the workers gunicorn will start,
     where the passphrase comes from and where each setting was set."""
