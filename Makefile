@@ -14,8 +14,9 @@ $(BIN)/ca-service: pyproject.toml
 
 venv: $(BIN)/ca-service
 
+# the service's home is ./var of the checkout unless CA_SERVICE_HOME names another
 run: venv
-	$(BIN)/ca-service serve
+	CA_SERVICE_HOME="$${CA_SERVICE_HOME:-$(CURDIR)/var}" $(BIN)/ca-service serve
 
 lint: venv
 	$(BIN)/ruff check ca_service tests bench

@@ -18,9 +18,10 @@ from werkzeug.exceptions import HTTPException
 from ca_service import logs
 from ca_service.bundle.service import Bundle
 from ca_service.clock import SYSTEM, Clock
-from ca_service.config import Settings, load_settings
+from ca_service.config import Settings, load_settings, unknown_variables
 from ca_service.enrollment import Enrollment
 from ca_service.enrollment.acme import AcmeAuthority
+from ca_service.enrollment.acme_admin import AcmeAdmin
 from ca_service.enrollment.credentials import Credentials
 from ca_service.enrollment.devices import Devices
 from ca_service.enrollment.tokens import create_token
@@ -58,6 +59,7 @@ class Services:
     ocsp: OcspResponder
     publisher: Publisher
     clock: Clock
+    acme_admin: AcmeAdmin
 
     def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -131,7 +133,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
     )
     directory = Directory(db, settings.issuer_refresh_seconds)
     signers = Signers(directory, settings, clock)
-    enrollment = Enrollment(db, directory, signers, settings)
+    enrollment = Enrollment(db, directory, signers, settings, clock)
     revocation = Revocation(db, directory, signers, settings)
     return Services(
         settings,
@@ -148,6 +150,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         OcspResponder(db, directory, signers, settings),
         Publisher(revocation),
         clock,
+        AcmeAdmin(db, clock),
     )
 
 
@@ -156,7 +159,11 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask
     from ca_service import acme
     from ca_service.api import docs, problems, register
 
-    settings = settings or load_settings()
+    if settings is None:  # from the environment: say which CA_SERVICE_* names it ignores
+        settings = load_settings()
+        logs.configure(settings.log_level)
+        for warning in unknown_variables():
+            log.warning(warning)
     logs.configure(settings.log_level)
     app = Flask("ca_service")
     app.config.update(

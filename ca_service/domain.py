@@ -130,13 +130,15 @@ class Role(Enum):
 class Principal:
     """Who is calling: a token's identity, role and MAC scopes (prefixes of canonical MACs).
     ``certificate`` is set (a serial) for a requester that proved possession of that
-    certificate's key (ACME revocation, RFC 8555 section 7.6): it may act on that one only."""
+    certificate's key (ACME revocation, RFC 8555 section 7.6): it may act on that one only.
+    ``token_id`` or ``acme_account`` name the credential that rate limits count against."""
 
     name: str
     role: Role
     scopes: tuple[str, ...] = ()
     token_id: int | None = None
     certificate: str | None = None
+    acme_account: int | None = None
 
     @property
     def label(self) -> str:

@@ -44,6 +44,7 @@ class Kind(Enum):
     ALREADY_REVOKED = "already-revoked"
     ALREADY_REPLACED = "already-replaced"  # a renewal names a certificate that has a successor
     ORDER_NOT_READY = "order-not-ready"
+    RATE_LIMITED = "rate-limited"  # a configured issuance limit is reached (extra: retry_after seconds)
     GONE = "gone"  # existed once, no longer available (one-time URLs)
     UNAVAILABLE = "unavailable"  # a dependency (key store, database) cannot serve now
     INTERNAL = "internal"

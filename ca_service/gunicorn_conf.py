@@ -2,17 +2,19 @@
 path; deploy/gunicorn.conf.py links to it for `gunicorn -c deploy/gunicorn.conf.py
 'ca_service:create_app()'` in a source tree. gunicorn executes it as a file, not as a module of
 the package: the master imports no service code, so a reload (HUP) after an upgrade starts
-workers on the new code.
+workers on the new code. Its log lines are the service's JSON lines: it loads
+ca_service/logs.py (standard library only) by its file path, not as a module of the package.
 
 Workers are sync workers (steadier than gthread under keep-alive load on this hardware, see
 shared/measurements.md). The app is not preloaded: each worker opens its own database
 connections and key store sessions (PKCS#11 sessions must not cross a fork).
 """
 
-import json
+import importlib.util
 import multiprocessing
 import os
 import re
+from pathlib import Path
 from urllib.parse import unquote
 
 from gunicorn.glogging import Logger
@@ -39,8 +41,30 @@ def redact_download_tokens(text: str) -> str:
     return _DOWNLOAD_PATH.sub(redact, normal)
 
 
+def _service_logs():  # type: ignore[no-untyped-def]
+    """ca_service/logs.py as a module of its own name (the package is not imported)."""
+    spec = importlib.util.spec_from_file_location(
+        "ca_service_gunicorn_logs", Path(__file__).resolve().with_name("logs.py")
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+_logs = _service_logs()
+
+
 class RedactingLogger(Logger):
-    """Access log lines without the secret of one-time download URLs (/provisioning/key/<token>)."""
+    """gunicorn's error and access logs as the service's JSON lines (``ts``, ``level``,
+    ``logger``, ``msg``, ``pid`` and fields); access lines with numbers as numbers and without
+    the secret of one-time download URLs (/provisioning/key/<token>)."""
+
+    def setup(self, cfg):  # type: ignore[no-untyped-def]
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if getattr(handler, "_gunicorn", False):
+                    handler.setFormatter(_logs.JsonFormatter())
 
     def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
         atoms = super().atoms(resp, req, environ, request_time)
@@ -48,6 +72,23 @@ class RedactingLogger(Logger):
             if isinstance(atoms.get(key), str):
                 atoms[key] = redact_download_tokens(atoms[key])
         return atoms
+
+    def access(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        if self.cfg.accesslog is None:
+            return
+        atoms = self.atoms(resp, req, environ, request_time)
+        status = str(atoms["s"])
+        fields = {
+            "remote": atoms["h"],
+            "method": atoms["m"],
+            "path": atoms["U"],
+            "status": int(status) if status.isdigit() else status,
+            "bytes": atoms["B"],
+            "duration_ms": round(atoms["D"] / 1000, 3),
+            "request_id": atoms.get("{x-request-id}o"),
+            "user_agent": atoms["a"],
+        }
+        self.access_log.info("%s %s %s", atoms["m"], atoms["U"], status, extra=fields)
 
 
 logger_class = RedactingLogger
@@ -74,25 +115,12 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     not stop the worker, /healthz answers 503 with the reason until the key store can sign.
     Then the worker's CRL publisher thread starts; a database lease picks who regenerates."""
     services = worker.wsgi.extensions["ca_service"]
-    worker.log.info("start-up self-test: %s", json.dumps(services.readiness()))
+    worker.log.info("start-up self-test", extra={"checks": services.readiness()})
     services.publisher.start()
 
 
 if os.environ.get("CA_SERVICE_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
-    accesslog = "-"
-    access_log_format = json.dumps(
-        {
-            "ts": "%(t)s",
-            "remote": "%(h)s",
-            "method": "%(m)s",
-            "path": "%(U)s",
-            "status": "%(s)s",
-            "bytes": "%(B)s",
-            "duration_us": "%(D)s",
-            "request_id": "%({x-request-id}o)s",
-            "pid": "%(p)s",
-        }
-    )
+    accesslog = "-"  # stdout; one JSON line per request (RedactingLogger.access)
 errorlog = "-"
 loglevel = os.environ.get("CA_SERVICE_LOG_LEVEL", "info").lower()
 
@@ -101,7 +129,8 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     """In the worker, as it exits (SIGTERM of the master, a restart, max-requests): stop the CRL
     publisher and release its leases, so another worker or host publishes without waiting for
     them to run out."""
-    services = getattr(worker.wsgi, "extensions", {}).get("ca_service")
+    app = getattr(worker, "wsgi", None)  # None: the worker failed to boot
+    services = getattr(app, "extensions", {}).get("ca_service")
     if services is not None:
         services.publisher.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -93,13 +94,78 @@ def test_tokens(env_for: dict[str, str]) -> None:
         "needs at least one --scope"
         in cli(env_for, "token", "create", "--role", "provisioner", "--name", "p2", check=False).stderr
     )
-    listing = cli(env_for, "token", "list").stdout
-    assert "p1\tprovisioner\t7C2F80\tactive" in listing and created.stdout.strip() not in listing
+    refused = cli(
+        env_for, "token", "create", "--role", "auditor", "--name", "a", "--scope", "7C2F80", check=False
+    )
+    assert refused.returncode == 1 and "--scope is for provisioner tokens only" in refused.stderr
+    listing = cli(env_for, "token", "list").stdout.splitlines()
+    assert listing[0].split()[:4] == ["NAME", "ROLE", "SCOPES", "STATE"]
+    assert listing[1].split()[:4] == ["p1", "provisioner", "7C2F80", "active"]
+    assert created.stdout.strip() not in "\n".join(listing)
     cli(env_for, "token", "revoke", "p1")
-    assert "revoked" in cli(env_for, "token", "list").stdout
+    assert [t["state"] for t in json.loads(cli(env_for, "token", "list", "--json").stdout)] == ["revoked"]
     assert cli(env_for, "token", "revoke", "p1", check=False).returncode == 1
+    cli(env_for, "token", "create", "--role", "admin", "--name", "p1")  # the name is free again
     dump = cli({**env_for, "CA_SERVICE_KEY_PASSPHRASE": "s3cret-passphrase"}, "config").stdout
-    assert "s3cret-passphrase" not in dump and '"key_passphrase": "(set)"' in dump
+    assert "s3cret-passphrase" not in dump
+    assert json.loads(dump)["key_passphrase"] == "(set, from CA_SERVICE_KEY_PASSPHRASE)"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the embedded default's URL is shown
+def test_config_shows_what_the_service_uses(env_for: dict[str, str], tmp_path: Path) -> None:
+    """The resolved database URL with its password masked, the workers gunicorn will start,
+    where the passphrase comes from and where each setting was set."""
+    secret = tmp_path / "passphrase"
+    secret.write_text("correct horse battery staple\n")
+    env = {
+        **env_for,
+        "CA_SERVICE_DATABASE_URL": "postgresql://ca:pa55word@db.example/ca",
+        "CA_SERVICE_KEY_PASSPHRASE_FILE": str(secret),
+        "CA_SERVICE_WORKERS": "3",
+    }
+    dump = json.loads(cli(env, "config").stdout)
+    assert dump["database_url"] == "postgresql+psycopg://ca:***@db.example/ca"  # the driver it uses
+    assert dump["workers"] == 3 and dump["bind"] == "127.0.0.1:8000"
+    assert dump["key_passphrase"] == "(set, from CA_SERVICE_KEY_PASSPHRASE_FILE)"
+    assert dump["sources"]["workers"] == "CA_SERVICE_WORKERS" and dump["home_exists"] is False
+    auto = json.loads(cli(env_for, "config").stdout)
+    assert auto["database_url"].startswith("sqlite:///") and auto["workers"] == max(2, 2 * os.cpu_count())
+    assert auto["key_passphrase"].startswith("(unset: read from ") and auto["key_passphrase"].endswith(
+        "keys/passphrase, made there by the first init)"
+    )
+
+
+def test_dash_is_stdout_and_lists_have_headers_or_json(env_for: dict[str, str], tmp_path: Path) -> None:
+    cli(env_for, "init")
+    _, csr = make_csr(tmp_path, "7C2F80C6E5C2")
+    issued = subprocess.run(
+        [sys.executable, "-m", "ca_service.cli", "issue", "--csr", str(csr), "--out", "-"],
+        env={**os.environ, **env_for},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert issued.returncode == 0 and issued.stdout.startswith("-----BEGIN CERTIFICATE-----")
+    assert not (tmp_path / "-").exists()
+    for command, header in [
+        (("issuer", "list"), ["NAME", "ROLE", "STATE"]),
+        (("eab", "list"), ["KID", "NAME", "SCOPES"]),
+        (("acme", "accounts", "list"), ["ID", "STATUS", "EAB"]),
+        (("renewals", "due"), ["MAC", "SERIAL", "NOT"]),
+        (("trust", "list"), ["ID", "PURPOSE", "LABEL"]),
+        (("crl", "publish"), ["ISSUER", "NUMBER", "ENTRIES"]),
+        (("token", "list"), ["NAME", "ROLE", "SCOPES"]),
+    ]:
+        assert cli(env_for, *command).stdout.split()[:3] == header, command
+        assert isinstance(json.loads(cli(env_for, *command, "--json").stdout), list), command
+    events = [json.loads(line) for line in cli(env_for, "audit", "--json").stdout.splitlines()]
+    assert "certificate.issue" in [e["action"] for e in events]
+    assert events == sorted(events, key=lambda e: e["id"])  # oldest first
+    issued_events = cli(env_for, "audit", "--action", "certificate.issue", "--mac", "7c-2f-80-c6-e5-c2")
+    assert issued_events.stdout.splitlines()[0].split()[:3] == ["AT", "ACTOR", "ACTION"]
+    assert len(issued_events.stdout.splitlines()) == 2
+    assert cli(env_for, "audit", "--since", "1h", "--json").stdout.count("\n") == len(events)
+    assert cli(env_for, "audit", "--until", "2000-01-01", "--json").stdout == ""
 
 
 def test_serve_on_empty_home(env_for: dict[str, str], tmp_path: Path) -> None:

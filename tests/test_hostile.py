@@ -449,7 +449,7 @@ def test_config_masks_the_database_password(tmp_path: Path) -> None:
     assert "Secret" not in shown.output and "horse" not in shown.output
     dumped = json.loads(shown.output)
     assert dumped["database_url"] == "postgresql://ca:***@db.example:5432/ca?password=***"
-    assert dumped["key_passphrase"] == "(set)"
+    assert dumped["key_passphrase"].startswith("(set")  # where from, never the value
 
 
 def test_engines_hide_statement_parameters(services: Services) -> None:
@@ -669,7 +669,7 @@ def test_cli_output_escapes_control_characters_of_foreign_data(
         assert result.exit_code == 0, result.output
         assert not any(c in result.output for c in "\x1b\x07\r\u202e"), result.output
     assert "subject:     CN=evil\\x1b]0\\;owned\\x07\\r\\x1b[2KGigaset.net\\u202e" in inspected.output
-    assert "\t" in listed.output  # the columns are still tab-separated
+    assert listed.output.startswith("ID  PURPOSE  LABEL")  # a table with its header row
 
 
 def test_capture_suggestion_says_names_can_be_faked() -> None:

@@ -147,6 +147,21 @@ def test_renew_reports_failures(live: LiveServer, services: Services, tmp_path: 
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 2
-    assert any(line.startswith("error: outside:") and "outside the scope" in line for line in errors)
+    outside = next(line for line in errors if line.startswith("error: outside:"))
+    assert outside == (  # the CA's own sentence, not the acme library's repr of what it could not read
+        "error: outside: the CA refused: 001A2B000002 is outside the scope of this account's external "
+        "account binding (7C2F80). (rejectedIdentifier)"
+    )
     assert any(line.startswith("error: expired:") and "hook exited with status 1" in line for line in errors)
     assert "inside: issued" in result.stdout
+
+
+def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    from ca_service.renewal.client import Managed, Renewer
+    from tests.helpers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/acme/directory"
+    files = [tmp_path / name for name in ("cert.pem", "key.pem", "account.key")]
+    managed = Managed("base-1", "7C2F80C6E5C2", url, *files)
+    outcome = Renewer().process(managed)
+    assert (outcome.state, outcome.detail) == ("failed", f"cannot connect to {url}: connection refused")

@@ -197,16 +197,18 @@ def test_cli_trust_and_inspect(services, env_for: dict[str, str], tmp_path: Path
         "--label",
         "GT",
     )
-    listing = run("trust", "list").splitlines()
-    assert [line.split("\t")[2] for line in listing] == ["GN", "GT root", "GT"]
+    listing = json.loads(run("trust", "list", "--json"))
+    assert [a["label"] for a in listing] == ["GN", "GT root", "GT"]
+    table = run("trust", "list").splitlines()
+    assert table[0].split() == ["ID", "PURPOSE", "LABEL", "NOT", "AFTER", "STATE", "FINGERPRINT", "SHA256"]
     bundle = tmp_path / "bundle.pem"
     run("trust", "export", "--out", str(bundle))
     for name in ("factory-mac.pem", "technologies-p256.pem"):
         assert openssl("verify", "-CAfile", str(bundle), str(vector(name)), check=False).returncode == 0
     exported = json.loads(run("trust", "export", "--json", "--firmware", "2.59"))
     assert [c["purpose"] for c in exported["certificates"]] == ["gigaset-factory", "private", "private"]
-    run("trust", "retire", listing[0].split("\t")[0])
-    assert len(run("trust", "list").splitlines()) == 2
+    run("trust", "retire", str(listing[0]["id"]))
+    assert len(run("trust", "list").splitlines()) == 3  # the header and two anchors
     assert "retired" in run("trust", "list", "--all")
     text = run("inspect", str(vector("factory-einstein2.pem")))
     assert (

@@ -47,6 +47,7 @@ RENDER: dict[Kind, tuple[str, int]] = {
     Kind.ALREADY_REVOKED: ("alreadyRevoked", 400),
     Kind.ALREADY_REPLACED: ("alreadyReplaced", 409),
     Kind.ORDER_NOT_READY: ("orderNotReady", 403),
+    Kind.RATE_LIMITED: ("rateLimited", 429),
     Kind.GONE: ("malformed", 404),
     Kind.UNAVAILABLE: ("serverInternal", 503),
     Kind.INTERNAL: ("serverInternal", 500),
@@ -67,6 +68,8 @@ def from_caerror(exc: CAError) -> Response:
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     if status == 503:
         response.headers["Retry-After"] = "5"
+    if "retry_after" in exc.extra:  # rateLimited (RFC 8555 section 6.6)
+        response.headers["Retry-After"] = str(exc.extra["retry_after"])
     return response
 
 

@@ -6,6 +6,8 @@ from flask import Flask
 from flask_smorest import Api
 
 from ca_service.api import (
+    acme_admin,
+    audit,
     certificates,
     devices,
     issuers,
@@ -22,6 +24,8 @@ def register(app: Flask, api: Api) -> None:
     problems.install(app)
     provisioning.install(app)
     for blueprint in (
+        acme_admin.blp,
+        audit.blp,
         certificates.blp,
         devices.blp,
         issuers.blp,

@@ -8,6 +8,7 @@ problem that shows only the request id, never a traceback.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ca_service.errors import CAError, Kind
+from ca_service.logs import REQUEST_ID
 from ca_service.metrics import HTTP_METHODS, HTTP_REQUESTS, method_label
 
 log = logging.getLogger("ca_service.api")
@@ -56,18 +58,27 @@ RENDER: dict[Kind, tuple[int, str]] = {
     Kind.ALREADY_REVOKED: (409, "Already revoked"),
     Kind.ALREADY_REPLACED: (409, "Already replaced"),
     Kind.ORDER_NOT_READY: (409, "Order not ready"),
+    Kind.RATE_LIMITED: (429, "Too many requests"),
     Kind.GONE: (410, "No longer available"),
     Kind.UNAVAILABLE: (503, "Service unavailable"),
     Kind.INTERNAL: (500, "Internal error"),
 }
 
 
+# an incoming X-Request-Id that is kept: what proxies make (nginx's $request_id, UUIDs, ...)
+WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
+
+
 def request_id() -> str:
+    """This request's id: the client's or proxy's ``X-Request-Id`` when it is well-formed (8 to
+    64 letters, digits, '.', '_', ':', '-'), else a fresh random one. Every log line of the
+    request carries it (:data:`ca_service.logs.REQUEST_ID`)."""
     rid = getattr(g, "request_id", None)
     if rid is None:
         incoming = request.headers.get("X-Request-Id", "")
-        rid = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else secrets.token_hex(8)
+        rid = incoming if WELL_FORMED_REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
         g.request_id = rid
+        REQUEST_ID.set(rid)
     return rid
 
 
@@ -135,7 +146,10 @@ def from_caerror(exc: CAError) -> Response:
             {"type": TYPE_PREFIX + p.kind.value, "detail": p.detail, "identifier": p.identifier}
             for p in exc.subproblems
         ]
-    return problem(status, title, exc.detail, TYPE_PREFIX + exc.kind.value, **extra)
+    response = problem(status, title, exc.detail, TYPE_PREFIX + exc.kind.value, **extra)
+    if "retry_after" in exc.extra:  # RFC 9110 section 10.2.3, with 429 (RFC 6585) and 503
+        response.headers["Retry-After"] = str(exc.extra["retry_after"])
+    return response
 
 
 _HTTP_DETAILS = {
@@ -250,6 +264,10 @@ def install(app: Flask) -> None:
                 f"Send the request body as {' or '.join(allowed)} (got '{request.mimetype or 'none'}').",
             )
         return None
+
+    @app.teardown_request
+    def _forget_request_id(_exc: BaseException | None) -> None:
+        REQUEST_ID.set(None)  # the worker's next lines (publisher, self-test) are no request's
 
     @app.after_request
     def _tag(response: Response) -> Response:

@@ -4,6 +4,7 @@ Importing the modules registers their commands on :data:`main`."""
 
 from ca_service.cli import (
     acme,
+    audit,
     ca,
     certificates,
     crl,
@@ -19,6 +20,7 @@ from ca_service.cli.base import main
 
 __all__ = [
     "acme",
+    "audit",
     "ca",
     "certificates",
     "crl",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,15 @@ import click
 
 from ca_service.cli.base import (
     CA_KEY_TYPE,
+    OUT_FILE,
+    json_option,
     main,
     publish_first_crl,
     services_of,
     settings_of,
+    show,
     upgrade_schema,
+    write_out,
 )
 
 DEV_WARNING = (
@@ -45,9 +50,9 @@ DEV_WARNING = (
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUT_FILE,
     default=None,
-    help="Where to write the CSR with --issuing-csr-only (default: stdout).",
+    help="Where to write the CSR with --issuing-csr-only (default or '-': stdout).",
 )
 @click.option(
     "--dev",
@@ -74,7 +79,7 @@ def init(
     --dev allows the generated development passphrase in the home."""
     from ca_service.issuers import lifecycle
 
-    settings = settings_of(ctx)
+    settings = settings_of(ctx, "create")
     upgrade_schema(settings)
     kwargs: dict[str, Any] = {
         "issuing_key_type": issuing_key_type,
@@ -93,15 +98,12 @@ def init(
     if dev:
         click.echo(DEV_WARNING, err=True)
     if result.csr_pem:
-        if out:
-            out.write_text(result.csr_pem)
+        if write_out(out, result.csr_pem):
             click.echo(
                 f"issuing CA CSR written to {out}; sign it with your root, then run "
                 f"'ca-service issuer import issuing.pem --root root.pem'",
                 err=True,
             )
-        else:
-            click.echo(result.csr_pem, nl=False)
         return
     publish_first_crl(services)
     click.echo(
@@ -146,9 +148,9 @@ def issuer_import(ctx: click.Context, issuing: Path, root_file: Path) -> None:
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUT_FILE,
     default=None,
-    help="Where to write the CSR when the root is external (default: stdout).",
+    help="Where to write the CSR when the root is external (default or '-': stdout).",
 )
 @click.pass_context
 def issuer_rotate(
@@ -178,27 +180,22 @@ def issuer_rotate(
             f"issuing CA {result.issuing_name} is active; {result.retiring_name} is retiring", err=True
         )
         return
-    if out:
-        out.write_text(result.csr_pem)
+    if write_out(out, result.csr_pem):
         click.echo(f"CSR for {result.issuing_name} written to {out}", err=True)
-    else:
-        click.echo(result.csr_pem, nl=False)
     click.echo(
         "sign it with your root, then run 'ca-service issuer import issuing.pem --root root.pem'", err=True
     )
 
 
 @issuer.command("list")
+@json_option
 @click.pass_context
-def issuer_list(ctx: click.Context) -> None:
-    """List our CAs: name, role, state, validity, certificates issued, key URI."""
+def issuer_list(ctx: click.Context, as_json: bool) -> None:
+    """List our CAs: name, role, state, validity, certificates issued, key URI (never a PIN)."""
     from ca_service.issuers import lifecycle
 
-    for i in lifecycle.list_issuers(services_of(settings_of(ctx)).db):
-        until = f"{i.not_after:%Y-%m-%d}" if i.not_after else "-"
-        click.echo(
-            f"{i.name}\t{i.role}\t{i.state}\tuntil {until}\t{i.certificates} certs\t{i.key_uri or '-'}"
-        )
+    rows = [dataclasses.asdict(i) for i in lifecycle.list_issuers(services_of(settings_of(ctx)).db)]
+    show(rows, ("name", "role", "state", "not_after", "certificates", "key_uri"), as_json)
 
 
 @issuer.command("retire")
@@ -221,7 +218,6 @@ def issuer_check(ctx: click.Context) -> None:
     from ca_service.issuers import lifecycle
 
     results = lifecycle.check_keys(services_of(settings).db, settings)
-    for name, outcome in results:
-        click.echo(f"{name}\t{outcome}")
+    show([{"issuer": name, "outcome": outcome} for name, outcome in results], ("issuer", "outcome"), False)
     if any(outcome != "ok" for _, outcome in results):
         sys.exit(1)

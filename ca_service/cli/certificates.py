@@ -8,10 +8,12 @@ from typing import Any
 import click
 
 from ca_service.cli.base import (
+    OUT_FILE,
     actor,
     main,
     services_of,
     settings_of,
+    write_out,
 )
 
 
@@ -19,24 +21,20 @@ from ca_service.cli.base import (
 @click.option(
     "--csr", "csr_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
+@click.option("--out", required=True, type=OUT_FILE, help="Certificate file (PEM; '-': stdout).")
 @click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Certificate file."
+    "--chain-out", type=OUT_FILE, default=None, help="Also write the issuing chain here ('-': stdout)."
 )
-@click.option(
-    "--chain-out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the issuing chain here.",
-)
-@click.option("--profile", default=None)
+@click.option("--profile", default=None, help="Certificate profile (default: the default_profile setting).")
 @click.pass_context
 def issue(ctx: click.Context, csr_file: Path, out: Path, chain_out: Path | None, profile: str | None) -> None:
-    """Issue a certificate from a CSR offline, through the same code path as the API."""
+    """Issue a certificate from a CSR (PEM or DER) offline, through the same code path as the
+    API: the same policy, profile, rate limits and audit entry."""
     settings = settings_of(ctx)
     cert = services_of(settings).enrollment.issue(csr_file.read_bytes(), actor(), profile)
-    out.write_text(cert.certificate_pem)
+    write_out(out, cert.certificate_pem)
     if chain_out:
-        chain_out.write_text(cert.chain_pem)
+        write_out(chain_out, cert.chain_pem)
     click.echo(f"issued {cert.serial} for {cert.mac}, valid until {cert.not_after:%Y-%m-%d}", err=True)
 
 

@@ -20,5 +20,5 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Upgrade the database schema to the newest revision."""
-    upgrade_schema(settings_of(ctx))
+    upgrade_schema(settings_of(ctx, "create"))
     click.echo("database is at the newest schema revision", err=True)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from ca_service.cli.base import (
+    json_option,
     main,
     services_of,
     settings_of,
+    show,
 )
 
 
@@ -21,19 +22,16 @@ def renewals() -> None:
 
 
 @renewals.command("due")
-@click.option("--days", type=int, default=30, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--days", type=click.IntRange(0, 3650), default=30, show_default=True)
+@json_option
 @click.pass_context
 def renewals_due(ctx: click.Context, days: int, as_json: bool) -> None:
     """Valid certificates expiring within --days that have no successor."""
     due, _ = services_of(settings_of(ctx)).renewals.due(days)
-    if as_json:
-        rows = [{"serial": d.serial, "mac": d.mac, "not_after": d.not_after.isoformat()} for d in due]
-        click.echo(json.dumps(rows))
-        return
-    for d in due:
-        click.echo(f"{d.mac}\t{d.serial}\t{d.not_after:%Y-%m-%dT%H:%M:%SZ}")
-    click.echo(f"{len(due)} certificate(s) due within {days} days", err=True)
+    rows = [{"mac": d.mac, "serial": d.serial, "not_after": d.not_after} for d in due]
+    show(rows, ("mac", "serial", "not_after"), as_json)
+    if not as_json:
+        click.echo(f"{len(due)} certificate(s) due within {days} days", err=True)
 
 
 @renewals.command("revoke-superseded")
@@ -57,14 +55,34 @@ def renewals_revoke_superseded(ctx: click.Context) -> None:
     "config_file",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="TOML file listing the managed certificates (see ca_service/renewal/client.py).",
+    help="TOML file listing the managed certificates (keys below).",
 )
 @click.option("--dry-run", is_flag=True, help="Only report what is due; order nothing, write nothing.")
 @click.option("--wait", is_flag=True, help="Wait for a concurrent run to finish instead of exiting.")
 def renew(config_file: Path, dry_run: bool, wait: bool) -> None:
     """Renew what is due (RFC 9773 renewal information) over ACME; meant for cron.
 
-    Exits 0 when all is well (or another run holds the lock), 1 with one line per failure."""
+    The config file is TOML: an optional lock_file (default: <config>.lock) and one
+    [[certificate]] table per managed certificate with name, mac, directory (the ACME
+    directory URL), cert (leaf + chain file), key (written 0600), account_key (made on first
+    use), and optionally eab_kid and eab_hmac_key (from 'ca-service eab create', needed until
+    the account exists), rekey (a new key per renewal, default true), profile, hook (a command
+    run without a shell after a renewal) and ca_bundle (TLS trust for an https directory).
+
+    \b
+    Example:
+      [[certificate]]
+      name = "base-1"
+      mac = "7C2F80C6E5C2"
+      directory = "https://ca.example/acme/directory"
+      cert = "/etc/dect/base-1.pem"
+      key = "/etc/dect/base-1.key"
+      account_key = "/etc/ca-renew/account.key"
+      eab_kid = "eab-..."
+      eab_hmac_key = "..."
+
+    Prints one line per certificate and a summary. Exits 0 when all is well (or another run
+    holds the lock), 1 with one 'error: <name>: <reason>' line per failure."""
     from ca_service.renewal.client import Renewer, load_config, run_lock
 
     managed, lock = load_config(config_file)

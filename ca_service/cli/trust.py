@@ -8,10 +8,14 @@ from pathlib import Path
 import click
 
 from ca_service.cli.base import (
+    OUT_FILE,
     actor,
+    json_option,
     main,
     services_of,
     settings_of,
+    show,
+    write_out,
 )
 from ca_service.domain import escape_controls
 
@@ -52,15 +56,17 @@ def trust_add(ctx: click.Context, file: Path, purpose: str, label: str) -> None:
 
 @trust.command("list")
 @click.option("--all", "include_retired", is_flag=True, help="Include retired anchors.")
+@json_option
 @click.pass_context
-def trust_list(ctx: click.Context, include_retired: bool) -> None:
+def trust_list(ctx: click.Context, include_retired: bool, as_json: bool) -> None:
     """List trust anchors: id, purpose, label, expiry, state, SHA-256 fingerprint."""
+    rows = []
     for a in services_of(settings_of(ctx)).bundle.anchors(include_retired):
-        state = f"retired {a['retired_at']:%Y-%m-%d}" if a["retired_at"] else "active"
+        state = "retired" if a["retired_at"] else "active"
         if not a["retired_at"] and a["expires_within_90_days"]:
             state = "active, EXPIRES WITHIN 90 DAYS"
-        label = escape_controls(a["label"])  # escaped alone: the tabs between the columns stay
-        click.echo(f"{a['id']}\t{a['purpose']}\t{label}\t{a['not_after']:%Y-%m-%d}\t{state}\t{a['fingerprint_sha256']}")
+        rows.append({**a, "state": state})
+    show(rows, ("id", "purpose", "label", "not_after", "state", "fingerprint_sha256"), as_json)
 
 
 @trust.command("retire")
@@ -73,7 +79,7 @@ def trust_retire(ctx: click.Context, anchor_id: int) -> None:
 
 
 @trust.command("export")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: stdout.")
+@click.option("--out", type=OUT_FILE, default=None, help="Default or '-': stdout.")
 @click.option("--purpose", default=None, help="Comma-separated purposes, e.g. gigaset-factory,private.")
 @click.option("--firmware", default=None, help="Only what devices on this software need, e.g. 2.61.")
 @click.option("--json", "as_json", is_flag=True, help="The JSON document instead of PEM.")
@@ -84,15 +90,12 @@ def trust_export(
     """Write the trust bundle (what GET /trust/bundle.pem serves)."""
     published = services_of(settings_of(ctx)).bundle.publish(purpose, firmware)
     text = json.dumps(published.document, indent=2, sort_keys=True) + "\n" if as_json else published.pem
-    if out:
-        out.write_text(text)
+    if write_out(out, text):
         click.echo(
             f"bundle version {published.document['version']}: {published.document['count']} certificate(s) "
             f"written to {out}",
             err=True,
         )
-    else:
-        click.echo(text, nl=False)
 
 
 @trust.command("capture")

@@ -87,7 +87,9 @@ class Account:
     @property
     def principal(self) -> Principal:
         """An ACME account acts like a provisioner scoped to its EAB key's MAC prefixes."""
-        return Principal(name=f"acme-account-{self.id}", role=Role.PROVISIONER, scopes=self.scopes)
+        return Principal(
+            name=f"acme-account-{self.id}", role=Role.PROVISIONER, scopes=self.scopes, acme_account=self.id
+        )
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,8 @@ class AcmeAuthority:
             row = store.eab_by_kid(session, kid[:64]) if isinstance(kid, str) else None
             if row is None:
                 raise CAError(Kind.UNAUTHORIZED, "The external account binding key id is unknown.")
+            if row.revoked_at is not None:
+                raise CAError(Kind.UNAUTHORIZED, "The external account binding key was revoked.")
             return EabKey(row.id, row.kid, self._open_eab(row), row.account_id is not None)
 
     def _open_eab(self, row: store.EabRecord) -> bytes:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from ca_service.authority import random_serial
 from ca_service.authority.issuer import pem
+from ca_service.clock import SYSTEM, Clock
 from ca_service.config import Settings
 from ca_service.domain import (
     CertificateStatus,
@@ -32,6 +33,7 @@ from ca_service.domain import (
     in_utc,
     serial_text,
 )
+from ca_service.enrollment.limits import RateLimits
 from ca_service.errors import CAError, Kind
 from ca_service.issuers import Directory, Signers
 from ca_service.metrics import CERTIFICATES_ISSUED, ISSUANCE_REFUSED
@@ -90,11 +92,14 @@ DEVICE_PAGE = 50  # certificates a device view carries unless asked for another 
 class Enrollment:
     """Issuance and certificate queries on behalf of an authenticated principal."""
 
-    def __init__(self, db: Database, directory: Directory, signers: Signers, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, directory: Directory, signers: Signers, settings: Settings, clock: Clock = SYSTEM
+    ) -> None:
         self.db = db
         self.directory = directory
         self.signers = signers
         self.settings = settings
+        self.limits = RateLimits(db, settings, clock)
         self.rules = CsrRules(
             allowed_curves=settings.allowed_curves,
             min_rsa_bits=settings.min_rsa_bits,
@@ -151,7 +156,9 @@ class Enrollment:
         sign with a fresh serial, commit the row, its audit entry and the writes in ``also`` in
         one transaction, then return. ``replaces`` must be a
         certificate of the same MAC in the principal's scope that has no successor yet; the
-        lineage is written in the same transaction. A CAError inside rolls everything back."""
+        lineage is written in the same transaction. A CAError inside rolls everything back.
+        Issuance rate limits are checked before signing and counted in the transaction."""
+        self.limits.check(principal, mac)
         for _ in range(SERIAL_ATTEMPTS):
             issuer_id, issuer = self.signers.active()
             serial = random_serial()
@@ -176,6 +183,7 @@ class Enrollment:
             serial_hex = values["serial"]
             try:
                 with self.db.write() as session:
+                    self.limits.take(session, principal, mac)
                     if replaces:
                         self._replace(session, replaces, serial_hex, mac, principal)
                     certs.ensure_device(session, mac.value)

@@ -45,6 +45,11 @@ def create_token(
         raise CAError(
             Kind.MALFORMED, "A provisioner token needs at least one --scope (a MAC prefix such as 7C2F80)."
         )
+    if role_value is not Role.PROVISIONER and clean:
+        raise CAError(
+            Kind.MALFORMED,
+            f"An {role_value.value} token acts on every MAC; --scope is for provisioner tokens only.",
+        )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.write() as session:
         tokens.add(session, name=name, role=role_value.value, scopes=clean, token_hash=token_hash(token))

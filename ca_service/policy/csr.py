@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from ca_service.config import CURVE_LABELS
 from ca_service.domain import MacAddress, printable
 from ca_service.errors import CAError, Kind
 from ca_service.policy.mac import device_mac
 
 ALLOWED_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
-CURVE_LABELS = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 PEM_CSR_MARKERS = (b"-----BEGIN CERTIFICATE REQUEST-----", b"-----BEGIN NEW CERTIFICATE REQUEST-----")
 PERMANENT_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.3")  # RFC 4043
 # RFC 5280 section 4.2.1.6 names of the GeneralName choices, for error details

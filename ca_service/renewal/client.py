@@ -280,5 +280,66 @@ class _Json:
 
 
 def _one_line(exc: Exception) -> str:
-    detail = exc.detail if isinstance(exc, CAError) else str(exc) or type(exc).__name__
-    return " ".join(detail.split())[:300]
+    """A failure as one line a cron mail reader understands: the CA's refusal (its ACME
+    problem's detail and type), a server that cannot be reached (which URL, why), a file that
+    cannot be written; never a library's repr."""
+    import requests
+    from acme import errors, messages
+
+    if isinstance(exc, CAError):
+        text = exc.detail
+    elif isinstance(exc, messages.Error):
+        text = f"the CA refused: {exc.detail or exc.title or exc.typ} ({(exc.typ or '').rsplit(':', 1)[-1]})"
+    elif isinstance(exc, errors.ClientError) and (answer := _response_of(exc)) is not None:
+        text = _refusal(answer)
+    elif isinstance(exc, errors.ConflictError):
+        text = f"the CA answered 409 Conflict ({exc.location})"
+    elif isinstance(exc, requests.exceptions.SSLError):
+        why = _reason(exc)
+        fix = "; set ca_bundle to the CA's chain" if "certificate verify failed" in why else ""
+        text = f"TLS to {_url_of(exc)} failed ({why}){fix}"
+    elif isinstance(exc, requests.exceptions.Timeout):
+        text = f"{_url_of(exc)} did not answer in time"
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        text = f"cannot connect to {_url_of(exc)}: {_reason(exc)}"
+    elif isinstance(exc, OSError) and exc.filename:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = f"{type(exc).__name__}: {str(exc) or 'no detail'}"
+    return " ".join(text.split())[:300]
+
+
+def _response_of(exc: Exception) -> Any:
+    """The HTTP response inside an acme ClientError (a response, or (response, error))."""
+    first = exc.args[0] if exc.args else None
+    first = first[0] if isinstance(first, tuple) and first else first
+    return first if hasattr(first, "status_code") else None
+
+
+def _refusal(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("detail"):
+        kind = str(body.get("type", "")).rsplit(":", 1)[-1]
+        return f"the CA refused: {body['detail']} ({kind or response.status_code})"
+    return f"the CA answered HTTP {response.status_code} at {response.url}"
+
+
+def _url_of(exc: Any) -> str:
+    request = getattr(exc, "request", None)
+    return str(getattr(request, "url", None) or "the ACME server")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a connection failure, e.g. 'connection refused'."""
+    seen: BaseException | None = exc
+    reason = ""
+    while seen is not None:
+        inner = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
+        strerror = getattr(seen, "strerror", None) or getattr(getattr(seen, "reason", None), "strerror", None)
+        if strerror:
+            reason = str(strerror)
+        seen = inner[0] if inner else (seen.__cause__ or seen.__context__)
+    return (reason or "connection failed").lower()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -32,6 +32,8 @@ class EabRecord:
     scopes: str  # comma-separated MAC prefixes
     hmac_key: bytes = field(repr=False)  # sealed under the wrapping key
     account_id: int | None = None
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class AccountRecord:
     contact: list[str]
     eab_id: int
     scopes: str
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def eab_by_kid(session: Session, kid: str) -> EabRecord | None:
 
 
 def eab_by_name(session: Session, name: str) -> EabRecord | None:
-    row = session.scalar(select(EabKeyRow).where(EabKeyRow.name == name))
+    """The active (not revoked) EAB key named ``name``."""
+    row = session.scalar(select(EabKeyRow).where(EabKeyRow.name == name, EabKeyRow.revoked_at.is_(None)))
     return record(EabRecord, row) if row else None
 
 
@@ -112,6 +116,17 @@ def set_eab_hmac_key(session: Session, eab_id: int, sealed: bytes) -> None:
     session.execute(
         update(EabKeyRow).where(EabKeyRow.id == eab_id).values(hmac_key=sealed), execution_options=CORE
     )
+
+
+def revoke_eab(session: Session, eab_id: int, when: datetime) -> bool:
+    """Mark an EAB key revoked; False when it was revoked already."""
+    result = session.execute(
+        update(EabKeyRow)
+        .where(EabKeyRow.id == eab_id, EabKeyRow.revoked_at.is_(None))
+        .values(revoked_at=when),
+        execution_options=CORE,
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def bind_eab(session: Session, eab_id: int, account_id: int) -> bool:
@@ -194,3 +209,41 @@ def complete_order(session: Session, order_id: int, serial: str) -> bool:
         execution_options=CORE,
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# -- operators' listings (ca-service eab list, acme accounts list, /api/v1/acme/...) ----------
+@dataclass(frozen=True)
+class AccountListing:
+    """An account with its EAB key's kid and name and how many certificates it was issued."""
+
+    account: AccountRecord
+    eab_kid: str
+    eab_name: str
+    certificates: int
+
+
+def account_listing(
+    session: Session, *, account_id: int | None = None, offset: int = 0, limit: int | None = None
+) -> tuple[list[AccountListing], int]:
+    """Accounts by id (one, or a page of all) and the number of all accounts."""
+    issued = (
+        select(AcmeOrderRow.account_id, func.count(AcmeOrderRow.serial).label("n"))
+        .group_by(AcmeOrderRow.account_id)
+        .subquery()
+    )
+    query = (
+        select(AcmeAccountRow, EabKeyRow.kid, EabKeyRow.name, func.coalesce(issued.c.n, 0))
+        .join(EabKeyRow, EabKeyRow.id == AcmeAccountRow.eab_id)
+        .outerjoin(issued, issued.c.account_id == AcmeAccountRow.id)
+        .order_by(AcmeAccountRow.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    if account_id is not None:
+        query = query.where(AcmeAccountRow.id == account_id)
+    rows = [
+        AccountListing(record(AccountRecord, row), kid, name, int(n))
+        for row, kid, name, n in session.execute(query)
+    ]
+    total = session.scalar(select(func.count()).select_from(AcmeAccountRow)) or 0
+    return rows, int(total)

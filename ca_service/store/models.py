@@ -126,12 +126,22 @@ class DeviceRow(Base):
 
 
 class TokenRow(Base):
-    """An API token. Only the SHA-256 of the token is stored."""
+    """An API token. Only the SHA-256 of the token is stored. A name is unique among the active
+    tokens: a revoked token's name may be given to a new one."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (
+        Index(
+            "uq_api_tokens_active_name",
+            "name",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(16))
     scopes: Mapped[str] = mapped_column(Text, default="")  # comma-separated MAC prefixes
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -273,17 +283,28 @@ class AcmeNonceKeyRow(Base):
 
 class EabKeyRow(Base):
     """An external account binding key (RFC 8555 section 7.3.4) with the MAC scopes it grants.
-    The HMAC key is stored encrypted (see enrollment.acme) and binds at most one account."""
+    The HMAC key is stored encrypted (see enrollment.acme) and binds at most one account. A
+    revoked key binds none (and its account is deactivated); its name may be used again."""
 
     __tablename__ = "acme_eab_keys"
+    __table_args__ = (
+        Index(
+            "uq_acme_eab_keys_active_name",
+            "name",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kid: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
     scopes: Mapped[str] = mapped_column(Text)  # comma-separated MAC prefixes
     hmac_key: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM sealed
     account_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AcmeAccountRow(Base):
@@ -383,3 +404,17 @@ class CrlDataRow(Base):
     this_update: Mapped[datetime] = mapped_column(UTCDateTime)
     next_update: Mapped[datetime] = mapped_column(UTCDateTime)
     der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RateCounterRow(Base):
+    """Issuance rate limits: certificates issued for one subject (``token:<id>``,
+    ``acme-account:<id>``, ``mac:<MAC>``) in the fixed window that starts at ``window_start``.
+    Counted in the issuing transaction (``count = count + 1``: the row lock orders concurrent
+    issuers on every worker and host); rows of ended windows are deleted."""
+
+    __tablename__ = "rate_counters"
+
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

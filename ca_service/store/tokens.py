@@ -30,8 +30,11 @@ def add(session: Session, *, name: str, role: str, scopes: tuple[str, ...], toke
     session.add(row)
     try:
         session.flush()
-    except IntegrityError as exc:
-        raise CAError(Kind.CONFLICT, f"A token named '{name}' already exists.") from exc
+    except IntegrityError as exc:  # the partial unique index: one active token per name
+        raise CAError(
+            Kind.CONFLICT,
+            f"An active token named '{name}' already exists; revoke it first or choose another name.",
+        ) from exc
 
 
 _BY_HASH = select(
@@ -50,7 +53,15 @@ def by_hash(session: Session, token_hash: str) -> Any:
 
 
 def by_name(session: Session, name: str) -> TokenRecord | None:
-    row = session.scalar(select(TokenRow).where(TokenRow.name == name))
+    """The active token named ``name``, else the one revoked last (a name is unique among
+    active tokens only)."""
+    query = (
+        select(TokenRow)
+        .where(TokenRow.name == name)
+        .order_by(TokenRow.revoked_at.is_not(None), TokenRow.id.desc())
+        .limit(1)
+    )
+    row = session.scalar(query)
     return record(TokenRecord, row) if row else None
 
 

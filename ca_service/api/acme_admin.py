@@ -1,0 +1,122 @@
+"""/api/v1/acme: the external account binding keys and ACME accounts, for operators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from ca_service.api.auth import SECURITY, principal, require, services
+from ca_service.api.problems import page_window, problem_docs
+from ca_service.domain import Role
+
+blp = Blueprint(
+    "acme-admin",
+    __name__,
+    url_prefix="/api/v1/acme",
+    description="ACME external account binding keys and accounts",
+)
+
+READERS = (Role.ADMIN, Role.AUDITOR)
+
+
+class EabCreateSchema(Schema):
+    name = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "Who the key is for, e.g. the provisioning platform."},
+    )
+    scopes = fields.List(
+        fields.String(validate=validate.Length(min=1, max=17)),
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"example": ["7C2F80"], "description": "MAC prefixes the bound account may order for."},
+    )
+
+
+class EabCreatedSchema(Schema):
+    kid = fields.String()
+    hmac_key = fields.String(metadata={"description": "base64url; shown once, stored sealed."})
+
+
+class EabKeySchema(Schema):
+    kid = fields.String()
+    name = fields.String()
+    scopes = fields.List(fields.String())
+    state = fields.String(metadata={"description": "unused, bound or revoked"})
+    account_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class AccountSchema(Schema):
+    id = fields.Integer()
+    status = fields.String(metadata={"description": "valid or deactivated"})
+    contact = fields.List(fields.String())
+    scopes = fields.List(fields.String())
+    eab_kid = fields.String()
+    eab_name = fields.String()
+    certificates = fields.Integer(metadata={"description": "Certificates issued to the account."})
+    created_at = fields.DateTime(allow_none=True)
+
+
+@blp.route("/eab-keys")
+class EabKeys(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(EabCreateSchema)
+    @blp.response(201, EabCreatedSchema)
+    @problem_docs(blp, (409, "An active key has this name"), (403, "Not an admin token"))
+    @require(Role.ADMIN)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Create an EAB key (RFC 8555 section 7.3.4); its HMAC key is in this answer only."""
+        kid, hmac_key = services().acme.create_eab(
+            body["name"], tuple(body["scopes"]), actor=principal().label
+        )
+        return {"kid": kid, "hmac_key": hmac_key}, 201
+
+    @blp.doc(security=SECURITY)
+    @blp.response(200, EabKeySchema(many=True))
+    @require(*READERS)
+    def get(self) -> Any:
+        """Every EAB key, oldest first, with the account it bound (never the HMAC key)."""
+        return services().acme_admin.eab_keys()
+
+
+@blp.route("/eab-keys/<string:kid>/revoke")
+class EabKeyRevoke(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, EabKeySchema)
+    @problem_docs(blp, (404, "Unknown kid"), (409, "Already revoked"), (403, "Not an admin token"))
+    @require(Role.ADMIN)
+    def post(self, kid: str) -> Any:
+        """Revoke an EAB key: it binds no account any more, and the account it bound is
+        deactivated (its certificates stay valid)."""
+        return services().acme_admin.revoke_eab(kid, principal().label)
+
+
+@blp.route("/accounts")
+class Accounts(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, AccountSchema(many=True))
+    @blp.paginate()
+    @require(*READERS)
+    def get(self, pagination_parameters: Any) -> Any:
+        """ACME accounts by id, with their EAB key and how many certificates they were issued."""
+        offset, limit = page_window(pagination_parameters)
+        items, total = services().acme_admin.accounts(offset, limit)
+        pagination_parameters.item_count = total
+        return items
+
+
+@blp.route("/accounts/<int:account_id>/deactivate")
+class AccountDeactivate(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, AccountSchema)
+    @problem_docs(blp, (404, "Unknown account"), (409, "Already deactivated"), (403, "Not an admin token"))
+    @require(Role.ADMIN)
+    def post(self, account_id: int) -> Any:
+        """Deactivate an ACME account (RFC 8555 section 7.3.6): its requests are refused from
+        now on; its certificates stay valid."""
+        return services().acme_admin.deactivate(account_id, principal().label)
