@@ -188,7 +188,7 @@ def exclusive(url: str, name: str, wait: float = 120.0) -> Iterator[None]:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         return
-    engine = create_engine(url, poolclass=NullPool)
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
     key = zlib.crc32(name.encode()) & 0x7FFFFFFF
     try:
         with engine.connect() as conn:
