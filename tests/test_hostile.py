@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from flask import Flask
@@ -113,7 +113,7 @@ def _api_operations(app: Flask) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/"):
             continue
-        path = re.sub(r"<int:[^>]+>", "1", rule.rule)
+        path = re.sub(r"<int[:(][^>]+>", "1", rule.rule)
         path = re.sub(r"<[^>]+>", "7C2F80E0D605", path)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             with app.test_request_context(path, method=method):
@@ -448,7 +448,9 @@ def test_config_masks_the_database_password(tmp_path: Path) -> None:
     assert shown.exit_code == 0
     assert "Secret" not in shown.output and "horse" not in shown.output
     dumped = json.loads(shown.output)
-    assert dumped["database_url"] == "postgresql://ca:***@db.example:5432/ca?password=***"
+    assert (
+        dumped["database_url"] == "postgresql+psycopg://ca:***@db.example:5432/ca?password=***"
+    )  # the driver used
     assert dumped["key_passphrase"].startswith("(set")  # where from, never the value
 
 
@@ -706,3 +708,54 @@ def test_import_report_neutralises_formulas(
         cells = [cell for row in csv.reader(fh) for cell in row]
     assert not any(c.startswith(("=", "+", "-", "@")) for c in cells), cells
     assert '\'=HYPERLINK("http://x.example"' in " ".join(cells)
+
+
+# -- the remaining lows: an anchor id past BIGINT, RSA e = 3, inspection outside one's scope ---------
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_an_anchor_id_past_bigint_is_404(
+    client: FlaskClient, admin: dict[str, str], services: Services, method: str
+) -> None:
+    before = rows(services)
+    response = client.open("/api/v1/trust/anchors/9223372036854775808", method=method, headers=admin)
+    assert "no such resource" in problem(response, 404)["detail"]
+    assert rows(services) == before
+
+
+def test_rsa_public_exponent_3_is_refused(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    key = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, MAC)]))
+        .sign(key, hashes.SHA256())
+    )
+    before = rows(services)
+    pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+    response = client.post("/api/v1/certificates", json={"csr": pem}, headers=admin)
+    detail = problem(response, 422, "bad-key")["detail"]
+    assert "public exponent 3 are refused" in detail and "must be 65537" in detail
+    assert rows(services) == before
+
+
+def test_inspection_shows_our_record_only_within_the_scope(
+    client: FlaskClient, admin: dict[str, str], token: Any, services: Services
+) -> None:
+    cert = _issued(client, admin)
+    revoked = client.post(
+        f"/api/v1/certificates/{cert['serial']}/revoke", json={"reason": "superseded"}, headers=admin
+    )
+    assert revoked.status_code == 200
+    outsider, insider = token("provisioner", "589EC6"), token("provisioner", MAC[:6])
+    seen = {
+        who: client.post(
+            "/api/v1/inspect",
+            data=cert["certificate_pem"],
+            headers={**h, "Content-Type": "application/x-pem-file"},
+        )
+        for who, h in (("outsider", outsider), ("insider", insider))
+    }
+    assert seen["insider"].json["ours"]["status"] == "revoked"
+    hidden = seen["outsider"].json
+    assert hidden["ours"] == {"serial": cert["serial"], "known": None}
+    assert "revoked" not in json.dumps(hidden).lower().replace("revoked_by", "")

@@ -104,6 +104,7 @@ class Enrollment:
             allowed_curves=settings.allowed_curves,
             min_rsa_bits=settings.min_rsa_bits,
             max_rsa_bits=settings.max_rsa_bits,
+            rsa_public_exponent=settings.rsa_public_exponent,
             oui_allowlist=settings.oui_allowlist,
         )
 
