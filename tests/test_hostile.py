@@ -4,7 +4,6 @@ and PostgreSQL wherever storage is involved."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
@@ -52,6 +51,7 @@ from ca_service.store.models import (
     WrappedKeyRow,
     utcnow,
 )
+from tests.acme_helpers import acme_post, b64url, eab_binding
 
 PREFIX = "urn:ca-service:problem:"
 
@@ -511,10 +511,6 @@ def test_eab_keys_sealed_the_old_way_still_open_and_are_resealed(services: Servi
     assert wrapping.unwrap(sealed, eab_context(kid)) == b64url(key)
 
 
-def b64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 # -- MAC spellings: ASCII hex digits and the documented separators only ------------------------
 @pytest.mark.parametrize(
     "mac",
@@ -541,51 +537,11 @@ def test_macs_with_lookalike_characters_are_refused(
 
 
 # -- ACME contact: mailto only ------------------------------------------------------------------
-def _jws(header: dict[str, Any], payload: bytes, sign: Any) -> bytes:
-    protected = jose.b64.b64encode(json.dumps(header).encode()).decode()
-    body = jose.b64.b64encode(payload).decode()
-    signature = sign(f"{protected}.{body}".encode())
-    return json.dumps(
-        {"protected": protected, "payload": body, "signature": jose.b64.b64encode(signature).decode()}
-    ).encode()
-
-
-def _acme(
-    client: FlaskClient,
-    path: str,
-    payload: dict[str, Any],
-    key: jose.JWKEC,
-    nonce: str | None = None,
-    signer: jose.JWKEC | None = None,
-    **header: Any,
-) -> Any:
-    """A flattened-JWS ACME POST through the test client (``signer``: another key signs it)."""
-    url = "http://ca.test/acme/" + path
-    nonce = nonce or client.head("/acme/new-nonce").headers["Replay-Nonce"]
-    head = {"alg": "ES256", "url": url, "nonce": nonce, **header}
-    if "kid" not in head:
-        head["jwk"] = key.public_key().to_partial_json()
-    body = _jws(head, json.dumps(payload).encode(), lambda m: jose.ES256.sign((signer or key).key, m))
-    return client.post("/acme/" + path, data=body, content_type="application/jose+json")
-
-
-def _binding(services: Services, key: jose.JWKEC) -> dict[str, Any]:
-    """A fresh EAB key's externalAccountBinding for ``key`` (RFC 8555 section 7.3.4)."""
-    kid, hmac_key = services.acme.create_eab(f"eab-{secrets.token_hex(4)}", ("7C2F80",))
-    return json.loads(  # type: ignore[no-any-return]
-        _jws(
-            {"alg": "HS256", "kid": kid, "url": "http://ca.test/acme/new-account"},
-            json.dumps(key.public_key().to_partial_json()).encode(),
-            lambda m: jose.HS256.sign(b64url(hmac_key), m),
-        )
-    )
-
-
 def test_forged_acme_requests_do_not_spend_a_nonce(client: FlaskClient, services: Services) -> None:
     """The signature is verified before the nonce is redeemed: a forged POST (a valid nonce, a
     signature by another key) writes nothing, and the nonce still works for its owner."""
     key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    made = _acme(client, "new-account", {"externalAccountBinding": _binding(services, key)}, key)
+    made = acme_post(client, "new-account", {"externalAccountBinding": eab_binding(services, key)}, key)
     assert made.status_code == 201, made.json
     account_url = made.headers["Location"]
     order = {"identifiers": [{"type": "permanent-identifier", "value": MAC}]}
@@ -597,12 +553,12 @@ def test_forged_acme_requests_do_not_spend_a_nonce(client: FlaskClient, services
         {"signer": forger},  # jwk of the forger's own, on a kid-only resource
         {"signer": forger, "kid": "http://ca.test/acme/acct/999999"},
     ):
-        forged = _acme(client, "new-order", order, key, nonce=nonce, **attempt)
+        forged = acme_post(client, "new-order", order, key, nonce=nonce, **attempt)
         assert (
             forged.status_code in (400, 403) and forged.json["type"] != "urn:ietf:params:acme:error:badNonce"
         )
     assert rows(services) == before
-    real = _acme(client, "new-order", order, key, nonce=nonce, kid=account_url)
+    real = acme_post(client, "new-order", order, key, nonce=nonce, kid=account_url)
     assert real.status_code == 201, real.json
 
 
@@ -620,19 +576,19 @@ def test_forged_acme_requests_do_not_spend_a_nonce(client: FlaskClient, services
 )
 def test_acme_contacts_are_mailto_only(client: FlaskClient, services: Services, contact: Any) -> None:
     key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    eab = _binding(services, key)
+    eab = eab_binding(services, key)
     warm_up(client)
     before = rows(services)
-    refused = _acme(client, "new-account", {"contact": contact, "externalAccountBinding": eab}, key)
+    refused = acme_post(client, "new-account", {"contact": contact, "externalAccountBinding": eab}, key)
     assert refused.status_code == 400 and refused.json["type"] == "urn:ietf:params:acme:error:invalidContact"
     assert rows(services) == before | {"acme_nonces": before["acme_nonces"] + 1}  # the redeemed nonce
-    made = _acme(
+    made = acme_post(
         client, "new-account", {"contact": ["mailto:ops@example.com"], "externalAccountBinding": eab}, key
     )
     assert made.status_code == 201, made.json
     account_url = made.headers["Location"]
     path = account_url.removeprefix("http://ca.test/acme/")
-    update_refused = _acme(client, path, {"contact": contact}, key, kid=account_url)
+    update_refused = acme_post(client, path, {"contact": contact}, key, kid=account_url)
     assert update_refused.json["type"] == "urn:ietf:params:acme:error:invalidContact"
     with services.db.read() as session:
         assert session.scalar(select(AcmeAccountRow.contact)) == ["mailto:ops@example.com"]

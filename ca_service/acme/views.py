@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, g, request
 from ca_service.acme import jws
 from ca_service.acme.problems import from_caerror
 from ca_service.domain import parse_serial
-from ca_service.enrollment.acme import Account, AcmeAuthority, Order, check_contact
+from ca_service.enrollment.acme import Account, AcmeAuthority, Order, StaleSigner, check_contact
 from ca_service.errors import CAError, Kind
 
 bp = Blueprint("acme", __name__, url_prefix="/acme")
@@ -97,12 +97,25 @@ def signed_request(allow_jwk: bool = False) -> tuple[jws.Signed, Account | None,
         raise CAError(Kind.MALFORMED, "newAccount requests are signed with 'jwk', not 'kid'.")
     account_id = _account_id(str(signed.header["kid"])) if "kid" in signed.header else None
     g.acme_account = account_id
-    account = authority().account(account_id) if account_id is not None else None
-    if account_id is not None and account is None:
-        raise CAError(Kind.ACCOUNT_MISSING, "There is no account with this key id.")
-    key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
-    jws.verify(signed, key)  # before the nonce is redeemed: a forged request writes nothing
-    ok, g.acme_nonce = authority().use_nonce(signed.header["nonce"])
+    # The key comes from the worker's copy of the account (no read per request); when it does
+    # not verify, or changed meanwhile (key rollover on another worker), read it again once.
+    for fresh in (False, True):
+        account = authority().signer(account_id, fresh=fresh) if account_id is not None else None
+        if account_id is not None and account is None:
+            raise CAError(Kind.ACCOUNT_MISSING, "There is no account with this key id.")
+        key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
+        try:
+            jws.verify(signed, key)  # before the nonce is redeemed: a forged request writes nothing
+            ok, g.acme_nonce, current = authority().use_nonce(signed.header["nonce"], account)
+            break
+        except (CAError, StaleSigner) as exc:
+            if account is None or (fresh and isinstance(exc, CAError)):
+                raise
+            if fresh:
+                raise CAError(
+                    Kind.UNAUTHORIZED, "The account key changed during this request; retry."
+                ) from exc
+    account = current
     if not ok:
         raise CAError(
             Kind.BAD_NONCE, "The nonce is unknown, used or expired; retry with the Replay-Nonce given."

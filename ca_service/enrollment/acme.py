@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from ca_service.store.models import utcnow
 log = logging.getLogger("ca_service.enrollment")
 
 IDENTIFIER_TYPES = ("permanent-identifier", "dns")
+SIGNERS_KEPT = 4096  # accounts whose key a worker keeps to verify requests without a read
 # refusals of a CSR's content; at finalize they are one badCSR (RFC 8555 section 7.4)
 CSR_REFUSALS = (Kind.BAD_KEY, Kind.BAD_SIGNATURE_ALGORITHM, Kind.BAD_IDENTIFIER)
 LEGACY_EAB_CONTEXT = b"acme-eab"  # associated data of EAB HMAC keys sealed before issue 13
@@ -132,6 +134,10 @@ def _order(row: store.OrderRecord, now: datetime) -> Order:
     )
 
 
+class StaleSigner(Exception):
+    """The key that verified a request is no longer its account's (or the account is gone)."""
+
+
 class AcmeAuthority:
     """ACME state on behalf of the web layer; every change is audited in its transaction."""
 
@@ -140,27 +146,63 @@ class AcmeAuthority:
         self.enrollment = enrollment
         self.settings = settings
         self.nonces = Nonces(db, settings.acme_nonce_seconds)
+        self._signers: OrderedDict[int, Account] = OrderedDict()
 
     # -- nonces (section 6.5) ---------------------------------------------------------------
     def new_nonce(self) -> str:
         """A fresh nonce (no database write, see :mod:`ca_service.enrollment.nonces`)."""
         return self.nonces.mint()
 
-    def use_nonce(self, presented: str) -> tuple[bool, str]:
-        """Redeem ``presented`` and mint the next nonce: (was the nonce good, next nonce). A
-        nonce we did not issue, or that expired, is refused without touching the database; the
-        web layer redeems only for a request whose signature it verified, so a forged request
-        writes nothing."""
+    def use_nonce(self, presented: str, signer: Account | None = None) -> tuple[bool, str, Account | None]:
+        """Redeem ``presented`` and mint the next nonce: (was the nonce good, next nonce, the
+        signing account as it is now). A nonce we did not issue, or that expired, is refused
+        without touching the database; the web layer redeems only for a request whose signature
+        it verified with ``signer``'s key, so a forged request writes nothing.
+
+        The account is read again in the redeeming transaction (its status, scopes and key are
+        current, on any host): when its key is no longer the one that verified the request (a
+        key change elsewhere) or it is gone, :class:`StaleSigner` rolls the redemption back."""
         fresh = self.nonces.mint()
         if self.nonces.check(presented) is None:
-            return False, fresh
+            return False, fresh, None
         with self.db.write() as session:
-            return self.nonces.redeem(session, presented), fresh
+            if not self.nonces.redeem(session, presented):
+                return False, fresh, None
+            if signer is None:
+                return True, fresh, None
+            row = store.account(session, signer.id)
+            current = _account(row) if row else None
+            if current is None or current.jwk != signer.jwk:
+                self._signers.pop(signer.id, None)
+                raise StaleSigner(signer.id)
+        self._keep(current)
+        return True, fresh, current
 
     def account(self, account_id: int) -> Account | None:
         with self.db.read() as session:
             row = store.account(session, account_id)
             return _account(row) if row else None
+
+    def signer(self, account_id: int, *, fresh: bool = False) -> Account | None:
+        """The account whose key verifies a request's JWS: as this worker last saw it (no
+        database read), or read now with ``fresh`` or on first use. Only the key is taken from
+        here; :meth:`use_nonce` re-reads everything else inside its transaction."""
+        kept = None if fresh else self._signers.get(account_id)
+        if kept is not None:
+            self._signers.move_to_end(account_id)
+            return kept
+        current = self.account(account_id)
+        if current is None:
+            self._signers.pop(account_id, None)
+        else:
+            self._keep(current)
+        return current
+
+    def _keep(self, account: Account) -> None:
+        self._signers[account.id] = account
+        self._signers.move_to_end(account.id)
+        while len(self._signers) > SIGNERS_KEPT:
+            self._signers.popitem(last=False)
 
     # -- external account binding keys (section 7.3.4) --------------------------------------
     def create_eab(self, name: str, scopes: tuple[str, ...], actor: str = "cli") -> tuple[str, str]:
