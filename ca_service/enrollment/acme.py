@@ -138,6 +138,35 @@ class StaleSigner(Exception):
     """The key that verified a request is no longer its account's (or the account is gone)."""
 
 
+BAD_NONCE = "The nonce is unknown, used or expired; retry with the Replay-Nonce given."
+DEACTIVATED = "This account is deactivated."
+NOT_VERIFIED = "The JWS signature does not verify with the account key."
+
+
+@dataclass
+class Redemption:
+    """The nonce of a request whose JWS verified with ``signer``'s key, redeemed as the first
+    write of the request's own transaction (RFC 8555 section 6.5; one transaction per request
+    instead of two). A :data:`~ca_service.store.certificates.Write`; ``redeemed`` turns true
+    inside that transaction."""
+
+    authority: AcmeAuthority
+    nonce: str
+    signer: Account
+    redeemed: bool = False
+
+    def __call__(self, session: Session, serial: str | None = None) -> None:
+        try:
+            ok, current = self.authority.redeem_in(session, self.nonce, self.signer)
+        except StaleSigner as exc:
+            raise CAError(Kind.MALFORMED, NOT_VERIFIED) from exc
+        if not ok:
+            raise CAError(Kind.BAD_NONCE, BAD_NONCE)
+        if current is not None and current.status != "valid":
+            raise CAError(Kind.UNAUTHORIZED, DEACTIVATED)
+        self.redeemed = True
+
+
 class AcmeAuthority:
     """ACME state on behalf of the web layer; every change is audited in its transaction."""
 
@@ -157,26 +186,32 @@ class AcmeAuthority:
         """Redeem ``presented`` and mint the next nonce: (was the nonce good, next nonce, the
         signing account as it is now). A nonce we did not issue, or that expired, is refused
         without touching the database; the web layer redeems only for a request whose signature
-        it verified with ``signer``'s key, so a forged request writes nothing.
-
-        The account is read again in the redeeming transaction (its status, scopes and key are
-        current, on any host): when its key is no longer the one that verified the request (a
-        key change elsewhere) or it is gone, :class:`StaleSigner` rolls the redemption back."""
+        it verified with ``signer``'s key, so a forged request writes nothing."""
         fresh = self.nonces.mint()
         if self.nonces.check(presented) is None:
             return False, fresh, None
         with self.db.write() as session:
-            if not self.nonces.redeem(session, presented):
-                return False, fresh, None
-            if signer is None:
-                return True, fresh, None
-            row = store.account(session, signer.id)
-            current = _account(row) if row else None
-            if current is None or current.jwk != signer.jwk:
-                self._signers.pop(signer.id, None)
-                raise StaleSigner(signer.id)
+            ok, current = self.redeem_in(session, presented, signer)
+        return ok, fresh, current
+
+    def redeem_in(
+        self, session: Session, presented: str, signer: Account | None
+    ) -> tuple[bool, Account | None]:
+        """Redeem ``presented`` in ``session``'s transaction: (was it unused, the signing
+        account as it is now). The account is read again here, so its status, scopes and key
+        are current on any host: when its key is no longer the one that verified the request (a
+        key change elsewhere) or it is gone, :class:`StaleSigner` rolls the transaction back."""
+        if not self.nonces.redeem(session, presented):
+            return False, None
+        if signer is None:
+            return True, None
+        row = store.account(session, signer.id)
+        current = _account(row) if row else None
+        if current is None or current.jwk != signer.jwk:
+            self._signers.pop(signer.id, None)
+            raise StaleSigner(signer.id)
         self._keep(current)
-        return True, fresh, current
+        return True, current
 
     def account(self, account_id: int) -> Account | None:
         with self.db.read() as session:
@@ -359,10 +394,16 @@ class AcmeAuthority:
         return mac
 
     def new_order(
-        self, account: Account, identifiers: object, profile: object = None, replaces: object = None
+        self,
+        account: Account,
+        identifiers: object,
+        profile: object = None,
+        replaces: object = None,
+        redeem: Redemption | None = None,
     ) -> Order:
         """One device per order: every identifier must name the same MAC within the account's
-        EAB scope; the authorizations are then valid at once and the order is ``ready``."""
+        EAB scope; the authorizations are then valid at once and the order is ``ready``. The
+        request's nonce (``redeem``) is spent in the transaction that stores the order."""
         if not isinstance(identifiers, list) or not 1 <= len(identifiers) <= 4:
             raise CAError(Kind.MALFORMED, "An order lists 1 to 4 identifiers of one device.")
         macs, subproblems = [], []
@@ -390,6 +431,8 @@ class AcmeAuthority:
         now = utcnow()
         clean = [{"type": str(i["type"]), "value": str(i["value"])} for i in identifiers]  # type: ignore[index]
         with self.db.write() as session:
+            if redeem is not None:
+                redeem(session)
             row = store.add_order(
                 session,
                 token=secrets.token_urlsafe(16),
@@ -444,9 +487,12 @@ class AcmeAuthority:
         with self.db.read() as session:
             return store.order_tokens(session, account.id)
 
-    def finalize(self, account: Account, token: str, csr_der: bytes) -> Order:
+    def finalize(
+        self, account: Account, token: str, csr_der: bytes, redeem: Redemption | None = None
+    ) -> Order:
         """Section 7.4: issue through :meth:`Enrollment.issue` (same policy and profile as REST);
-        the order becomes valid in the issuing transaction."""
+        the order becomes valid, and the request's nonce (``redeem``) is spent, in the issuing
+        transaction."""
         order = self.order(account, token)
         if order.status != "ready":
             raise CAError(Kind.ORDER_NOT_READY, f"The order is {order.status}, not ready.")
@@ -463,7 +509,7 @@ class AcmeAuthority:
                 order.profile,
                 replaces=parse_cert_id(order.replaces)[1] if order.replaces else None,
                 expected_mac=MacAddress(order.mac),
-                also=(complete,),
+                also=(complete,) if redeem is None else (redeem, complete),
             )
         except CAError as exc:
             if exc.kind in CSR_REFUSALS:  # section 7.4: whatever is wrong with the CSR is badCSR
