@@ -30,7 +30,6 @@ from ca_service.renewal.certid import parse_cert_id
 from ca_service.store import Database, audit
 from ca_service.store import acme as store
 from ca_service.store import certificates as certs
-from ca_service.store.models import utcnow
 
 log = logging.getLogger("ca_service.enrollment")
 
@@ -174,7 +173,8 @@ class AcmeAuthority:
         self.db = db
         self.enrollment = enrollment
         self.settings = settings
-        self.nonces = Nonces(db, settings.acme_nonce_seconds)
+        self.clock = enrollment.clock
+        self.nonces = Nonces(db, settings.acme_nonce_seconds, self.clock)
         self._signers: OrderedDict[int, Account] = OrderedDict()
 
     # -- nonces (section 6.5) ---------------------------------------------------------------
@@ -260,7 +260,7 @@ class AcmeAuthority:
                 name=name,
                 scopes=",".join(clean),
                 hmac_key=wrapping_key(self.settings).wrap(key, eab_context(kid)),
-                created_at=utcnow(),
+                created_at=self.clock.now(),
             )
             audit.record(
                 session,
@@ -327,7 +327,7 @@ class AcmeAuthority:
                 contact=contact,
                 eab_id=key.id,
                 scopes=key.scopes,
-                created_at=utcnow(),
+                created_at=self.clock.now(),
             )
             if not store.bind_eab(session, key.id, row.id):
                 raise CAError(
@@ -428,7 +428,7 @@ class AcmeAuthority:
         chosen = self.settings.profile(profile or None)
         if replaces is not None:
             self._check_replaces(account, mac, replaces)
-        now = utcnow()
+        now = self.clock.now()
         clean = [{"type": str(i["type"]), "value": str(i["value"])} for i in identifiers]  # type: ignore[index]
         with self.db.write() as session:
             if redeem is not None:
@@ -481,7 +481,7 @@ class AcmeAuthority:
             row = store.order(session, token[:32])
             if row is None or row.account_id != account.id:
                 raise CAError(Kind.NOT_FOUND, "No such order for this account.")
-            return _order(row, utcnow())
+            return _order(row, self.clock.now())
 
     def orders(self, account: Account) -> list[str]:
         with self.db.read() as session:

@@ -49,7 +49,6 @@ from ca_service.policy import (
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
 from ca_service.store.certificates import CertificateRecord, SerialTaken, Write
-from ca_service.store.models import utcnow
 
 log = logging.getLogger("ca_service.enrollment")
 
@@ -98,6 +97,7 @@ class Enrollment:
         self.db = db
         self.directory = directory
         self.signers = signers
+        self.clock = clock
         self.settings = settings
         self.limits = RateLimits(db, settings, clock)
         self.rules = CsrRules(
@@ -179,7 +179,7 @@ class Enrollment:
                 "der": der,
                 "replaces": replaces,
                 "created_by": principal.label,
-                "created_at": utcnow(),
+                "created_at": self.clock.now(),
             }
             serial_hex = values["serial"]
             try:
