@@ -65,12 +65,18 @@ def private_sqlite_files(url: str) -> None:
     """Make an SQLite database file and its ``-wal``/``-shm`` companions readable by the owner
     only (0600), whatever the umask or the mode of a home folder made beforehand: they hold
     sealed keys, token hashes and the audit log. SQLite gives new companions the database
-    file's mode, so fixing that file first covers them. A missing folder is left to SQLite."""
+    file's mode, so fixing that file first covers them. A missing folder is left to SQLite.
+
+    The database file is never opened here once it exists: SQLite's locks are POSIX locks, and
+    closing any descriptor of the file would drop the ones this process holds on it."""
     database = make_url(url).database
     if not database or database == ":memory:" or not Path(database).parent.is_dir():
         return
     path = Path(database)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    except FileExistsError:
+        pass
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if file.exists():
             file.chmod(0o600)
@@ -163,15 +169,15 @@ class Database:
 def exclusive(url: str, name: str, wait: float = 120.0) -> Iterator[None]:
     """Hold a lock called ``name`` for the block, across every process and host that shares the
     database at ``url``: a PostgreSQL advisory lock (session level, on a connection of its own),
-    or an flock on the SQLite database file. Waits up to ``wait`` seconds, then
-    UNAVAILABLE. Start-up steps that must not run twice at once (migrations, creating the CA)
-    take it."""
+    or an flock on ``<database>.lock`` beside an SQLite file (never the database file itself:
+    closing a descriptor of it would drop the POSIX locks SQLite holds in this process). Waits up
+    to ``wait`` seconds, then UNAVAILABLE. Start-up steps that must not run twice at once
+    (migrations, creating the CA) take it, one after the other."""
     if url.startswith("sqlite"):
-        # flock on the database file itself (SQLite's own locks are fcntl locks, independent of
-        # flock); an empty file is what SQLite makes of a new database anyway
         path = Path(make_url(url).database or "ca.db")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as fh:
+        lock = path.with_name(path.name + ".lock")
+        with open(os.open(lock, os.O_CREAT | os.O_RDWR, 0o600), "r+") as fh:
             deadline = time.monotonic() + wait
             while True:
                 try:
