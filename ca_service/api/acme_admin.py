@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from ca_service.api import examples
 from ca_service.api.auth import principal, require, services
 from ca_service.api.openapi import Blueprint, problem_docs
-from ca_service.api.problems import page_window
+from ca_service.api.problems import ROW_ID, page_window
 from ca_service.domain import Role
 
 blp = Blueprint(
@@ -128,7 +128,7 @@ class Accounts(MethodView):
         return items
 
 
-@blp.route("/accounts/<int:account_id>/deactivate")
+@blp.route(f"/accounts/<{ROW_ID}:account_id>/deactivate")
 class AccountDeactivate(MethodView):
     @blp.doc(operationId="deactivateAcmeAccount")
     @blp.response(200, AccountSchema, example={**examples.ACCOUNT, "status": "deactivated"})

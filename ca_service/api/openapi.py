@@ -149,6 +149,13 @@ def _join(found: dict[int, list[str]], status: int, description: str) -> None:
         found[status].append(description)
 
 
+def _described(reasons: list[str]) -> str:
+    """One reason as a sentence, several as a Markdown list (Swagger UI renders it)."""
+    if len(reasons) == 1:
+        return reasons[0] + "."
+    return "\n".join(f"- {reason}" for reason in reasons)
+
+
 class Api(flask_smorest.Api):
     """flask-smorest's Api without its ``default`` error answer (its shape is not the one this
     service sends, and a ``default`` would document every status at once)."""
@@ -202,11 +209,11 @@ class Blueprint(flask_smorest.Blueprint):
         if "pagination" in doc_info:
             _join(found, 400, "'page' beyond 1000000")
         _join(found, 503, UNAVAILABLE)
-        for status in sorted(found):
-            answer = problem_response(status, "; ".join(found[status]) + ".")
-            own = responses.get(status)  # the view's own answer of this status, another media type
+        for status, reasons in sorted(found.items()):
+            own = responses.get(status, {})  # the view's own answer of this status, another media type
             if own:
-                answer["description"] = f"{own['description']}; {answer['description']}"
-                answer["content"] = {**own.get("content", {}), **answer["content"]}
+                reasons.insert(0, own["description"])
+            answer = problem_response(status, _described(reasons))
+            answer["content"] = {**own.get("content", {}), **answer["content"]}
             responses[status] = answer
         return doc

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from ca_service.api import examples
 from ca_service.api.auth import ANY_ROLE, principal, require, services
 from ca_service.api.openapi import TEXT, Blueprint, problem_docs, upload
-from ca_service.api.problems import accepts
+from ca_service.api.problems import ROW_ID, accepts
 from ca_service.api.schemas import (
     AnchorImportSchema,
     AnchorListQuerySchema,
@@ -123,7 +123,7 @@ class Anchors(MethodView):
         return anchor, 201, {"Location": f"/api/v1/trust/anchors/{anchor['id']}"}
 
 
-@blp.route("/trust/anchors/<int:anchor_id>")
+@blp.route(f"/trust/anchors/<{ROW_ID}:anchor_id>")
 class Anchor(MethodView):
     @blp.doc(operationId="getTrustAnchor")
     @blp.response(200, AnchorSchema, example=examples.ANCHOR)
