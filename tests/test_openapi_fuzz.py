@@ -128,7 +128,18 @@ def test_every_operation_is_documented_in_full() -> None:
                 assert binary or "example" in content, f"{where} request {media_type}"
 
 
-def test_problem_schema_admits_extension_members() -> None:
-    problem = DOCUMENT["components"]["schemas"]["Problem"]
-    assert problem["additionalProperties"] is True
-    assert {"type", "title", "status", "detail", "instance", "request_id"} <= set(problem["required"])
+def test_problems_are_documented_as_sent() -> None:
+    """RFC 9457 problems with their extension members; flask-smorest's Error and pagination
+    shapes, which the service never sends, are not in the document."""
+    schemas = DOCUMENT["components"]["schemas"]
+    assert schemas["Problem"]["additionalProperties"] is True
+    assert {"type", "title", "status", "detail", "instance", "request_id"} <= set(
+        schemas["Problem"]["required"]
+    )
+    assert not {"Error", "PaginationMetadata"} & set(schemas) and "responses" not in DOCUMENT["components"]
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                statuses = set(operation["responses"])
+                assert "default" not in statuses and "503" in statuses, f"{method} {path}"
+                assert "401" in statuses or "security" not in operation, f"{method} {path}"

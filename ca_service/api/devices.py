@@ -121,6 +121,7 @@ class Credentials(MethodView):
         (404, "Unknown device or profile"),
         (422, "Not a device MAC, or the key type is refused by the profile"),
         (429, "An issuance rate limit is reached; see Retry-After"),
+        (410, "A retry (same Idempotency-Key) after the delivery was downloaded, replaced or expired"),
     )
     @require(*WRITERS)
     @idempotent(lambda serial: _made(services().credentials.delivery_of(serial, principal())))

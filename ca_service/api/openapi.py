@@ -30,20 +30,25 @@ SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 RETRY_AFTER = {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
 
-# The problem each status stands for in the examples: its kind (type and title) and a real detail.
+# The problem each status stands for in the examples: its kind (type and title) and a detail the
+# service really sends.
 EXAMPLES: dict[int, tuple[Kind, str]] = {
     400: (Kind.MALFORMED, "The request body is not valid JSON."),
     401: (Kind.UNAUTHORIZED, "This endpoint needs 'Authorization: Bearer <token>'."),
     403: (Kind.FORBIDDEN, "This action needs a token with role admin; yours is auditor."),
-    404: (Kind.NOT_FOUND, "No certificate with serial 5A1F3C2B9E8D7F6A5B4C3D2E1F0A9B8C7D6E5F40."),
+    404: (Kind.NOT_FOUND, f"No certificate with serial {examples.SERIAL}."),
     405: (Kind.METHOD_NOT_ALLOWED, "This method is not allowed on this resource."),
-    409: (Kind.ALREADY_REVOKED, "The certificate is already revoked (keyCompromise)."),
-    410: (Kind.GONE, "This download URL has expired or was used."),
+    409: (Kind.ALREADY_REVOKED, f"Certificate {examples.SERIAL} is already revoked."),
+    410: (Kind.GONE, "This download URL has expired; fetch a new provisioning step."),
     413: (Kind.TOO_LARGE, "The request body is larger than the limit of 65536 bytes."),
     415: (Kind.UNSUPPORTED_MEDIA_TYPE, "Send the request body as application/json (got 'text/plain')."),
     422: (Kind.BAD_KEY, "RSA keys shorter than 2048 bits are refused (this one has 1024)."),
-    429: (Kind.RATE_LIMITED, "A token may be issued at most 100 certificate(s) per hour (rate_limit_token)."),
-    503: (Kind.UNAVAILABLE, "The database is unavailable; try again in a few seconds."),
+    429: (
+        Kind.RATE_LIMITED,
+        "The API token 'factory-line-1' may be issued at most 100 certificate(s) per hour "
+        "(rate_limit_token); that many were issued in this window, try again in 1200 seconds.",
+    ),
+    503: (Kind.UNAVAILABLE, "The database is not available; try again shortly."),
 }
 HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": 'Bearer realm="ca-service"', "schema": {"type": "string"}}},
@@ -157,10 +162,17 @@ def _described(reasons: list[str]) -> str:
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api without its ``default`` error answer (its shape is not the one this
-    service sends, and a ``default`` would document every status at once)."""
+    """flask-smorest's Api without its error answers and pagination header: their shapes (an
+    ``Error`` object, a ``PaginationMetadata`` object) are not what this service sends, and a
+    ``default`` answer would document every status at once. :class:`Blueprint` documents them."""
 
     DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _register_responses(self) -> None:
+        """No flask-smorest error responses (nor their Error schema) in the components."""
+
+    def _register_pagination_header(self) -> None:
+        """No PaginationMetadata header component: :data:`PAGINATION_HEADER` is inline."""
 
 
 class Blueprint(flask_smorest.Blueprint):
