@@ -1,8 +1,9 @@
 """schemathesis against the app in-process: every operation of the OpenAPI document, as an admin,
-as an auditor (read-only: the 403s) and anonymously, with bounded examples (the document's own,
-then generated ones, valid and invalid, derandomized). No answer may be a 5xx, and each must be
+an auditor (read-only: the 403s), a provisioner limited to two MAC prefixes (the scope's 403s and
+404s) and anonymously, with bounded examples (the document's own, then generated ones, valid and
+invalid, derandomized). No answer may be a 5xx, and each must be
 documented: its status, its media type, its headers, and its JSON body by the schema.
-CA_SERVICE_FUZZ_EXAMPLES sets the generated examples per operation and role (default 25).
+FUZZ_EXAMPLES sets the generated examples per operation and role (default 15).
 
 Each operation runs on a throwaway CA (the ``app`` fixture: a copy of the session's template
 with its own home and SQLite database) that has a published CRL and one device with a
@@ -46,8 +47,9 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-EXAMPLES_PER_OPERATION = int(os.environ.get("CA_SERVICE_FUZZ_EXAMPLES", "25"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 EXAMPLES_OF_THE_DOCUMENT = 5
+SCOPES = {"provisioner": ("7C2F80", "001122")}  # the examples' MAC and one other prefix
 # raw uploads (documented as binary) go on the wire as the bytes generated
 schemathesis.serializer.alias([OCSP_REQUEST, *BODY_TYPES[1:]], "application/octet-stream")
 
@@ -69,13 +71,13 @@ def seeded(app: Flask, services: Services, tmp_path) -> Flask:
     return app
 
 
-@pytest.mark.parametrize("role", ["admin", "auditor", "anonymous"])
+@pytest.mark.parametrize("role", ["admin", "auditor", "provisioner", "anonymous"])
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_operation_answers_as_documented(
     seeded: Flask, token: Callable[..., dict[str, str]], role: str, method: str, path: str
 ) -> None:
     operation = schemathesis.openapi.from_wsgi("/openapi.json", seeded)[path][method]
-    bearer = None if role == "anonymous" else token(role)["Authorization"]
+    bearer = None if role == "anonymous" else token(role, *SCOPES.get(role, ()))["Authorization"]
 
     def answer_all(cases: st.SearchStrategy[Case], count: int) -> None:
         @given(case=cases)
