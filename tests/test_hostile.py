@@ -113,7 +113,7 @@ def _api_operations(app: Flask) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/"):
             continue
-        path = re.sub(r"<int:[^>]+>", "1", rule.rule)
+        path = re.sub(r"<int[:(][^>]+>", "1", rule.rule)  # int: or int(max=...):
         path = re.sub(r"<[^>]+>", "7C2F80E0D605", path)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             with app.test_request_context(path, method=method):
