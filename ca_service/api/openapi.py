@@ -78,6 +78,7 @@ PATH_PARAMETERS: dict[str, tuple[str, object]] = {
         examples.DELIVERY["key_url"].rsplit("/", 1)[1],
     ),
     "encoded": ("A DER OCSPRequest in base64, URL-encoded.", None),
+    "fmt": ("The encoding: DER (crt, crl) or PEM (pem).", None),
 }
 PATH_VARIABLE = re.compile(r"<(?:[^<>:]+:)?(\w+)>")
 UNAVAILABLE = "The database or the key store is unavailable (bounded waits; it heals by itself)"
