@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
-from flask_smorest import Api
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
@@ -158,6 +157,7 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask
     """The WSGI application. Settings default to :func:`load_settings` (env and TOML)."""
     from ca_service import acme
     from ca_service.api import docs, problems, register
+    from ca_service.api.openapi import Api
 
     if settings is None:  # from the environment: say which CA_SERVICE_* names it ignores
         settings = load_settings()
@@ -176,7 +176,10 @@ def create_app(settings: Settings | None = None, clock: Clock = SYSTEM) -> Flask
         API_SPEC_OPTIONS={
             "info": {
                 "description": "Private CA for device client certificates (CN = device MAC). "
-                "Authenticate with 'Authorization: Bearer <token>' from 'ca-service token create'.",
+                "Authenticate with 'Authorization: Bearer <token>' from 'ca-service token create'. "
+                "Every error is an RFC 9457 problem (application/problem+json) with a request_id. "
+                "ACME (RFC 8555) is under /acme/ and not in this document: its directory, "
+                "/acme/directory, describes it, and its bodies are JWS (application/jose+json).",
             },
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         },

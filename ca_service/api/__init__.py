@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask_smorest import Api
 
 from ca_service.api import (
     acme_admin,
@@ -18,9 +17,12 @@ from ca_service.api import (
     revocation,
     trust,
 )
+from ca_service.api.openapi import Api
+from ca_service.api.schemas import ProblemSchema
 
 
 def register(app: Flask, api: Api) -> None:
+    api.spec.components.schema("Problem", schema=ProblemSchema)
     problems.install(app)
     provisioning.install(app)
     for blueprint in (

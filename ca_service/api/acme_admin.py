@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from ca_service.api.auth import SECURITY, principal, require, services
-from ca_service.api.problems import page_window, problem_docs
+from ca_service.api import examples
+from ca_service.api.auth import principal, require, services
+from ca_service.api.openapi import Blueprint, problem_docs
+from ca_service.api.problems import ROW_ID, page_window
 from ca_service.domain import Role
 
 blp = Blueprint(
@@ -64,59 +65,79 @@ class AccountSchema(Schema):
 
 @blp.route("/eab-keys")
 class EabKeys(MethodView):
-    @blp.doc(security=SECURITY)
-    @blp.arguments(EabCreateSchema)
-    @blp.response(201, EabCreatedSchema)
-    @problem_docs(blp, (409, "An active key has this name"), (403, "Not an admin token"))
+    @blp.doc(operationId="createEabKey")
+    @blp.arguments(EabCreateSchema, example=examples.EAB_CREATE)
+    @blp.response(201, EabCreatedSchema, example=examples.EAB_CREATED)
+    @problem_docs((409, "An active key has this name"), (422, "A scope is not a MAC prefix"))
     @require(Role.ADMIN)
     def post(self, body: dict[str, Any]) -> Any:
-        """Create an EAB key (RFC 8555 section 7.3.4); its HMAC key is in this answer only."""
+        """Create an ACME external account binding key (admin).
+
+        RFC 8555 section 7.3.4: an ACME client binds its new account with ``kid`` and the HMAC
+        key, which is in this answer only (stored sealed). The account may order for the MAC
+        prefixes in ``scopes``.
+        """
         kid, hmac_key = services().acme.create_eab(
             body["name"], tuple(body["scopes"]), actor=principal().label
         )
         return {"kid": kid, "hmac_key": hmac_key}, 201
 
-    @blp.doc(security=SECURITY)
-    @blp.response(200, EabKeySchema(many=True))
+    @blp.doc(operationId="listEabKeys")
+    @blp.response(200, EabKeySchema(many=True), example=[examples.EAB_KEY])
     @require(*READERS)
     def get(self) -> Any:
-        """Every EAB key, oldest first, with the account it bound (never the HMAC key)."""
+        """List the external account binding keys (admin, auditor).
+
+        Every EAB key, oldest first, with the account it bound (never the HMAC key).
+        """
         return services().acme_admin.eab_keys()
 
 
 @blp.route("/eab-keys/<string:kid>/revoke")
 class EabKeyRevoke(MethodView):
-    @blp.doc(security=SECURITY)
-    @blp.response(200, EabKeySchema)
-    @problem_docs(blp, (404, "Unknown kid"), (409, "Already revoked"), (403, "Not an admin token"))
+    @blp.doc(operationId="revokeEabKey")
+    @blp.response(
+        200, EabKeySchema, example={**examples.EAB_KEY, "state": "revoked", "revoked_at": examples.AT}
+    )
+    @problem_docs((404, "Unknown kid"), (409, "Already revoked"))
     @require(Role.ADMIN)
     def post(self, kid: str) -> Any:
-        """Revoke an EAB key: it binds no account any more, and the account it bound is
-        deactivated (its certificates stay valid)."""
+        """Revoke an external account binding key (admin).
+
+        It binds no account any more, and the account it bound is deactivated (its certificates
+        stay valid).
+        """
         return services().acme_admin.revoke_eab(kid, principal().label)
 
 
 @blp.route("/accounts")
 class Accounts(MethodView):
-    @blp.doc(security=SECURITY)
-    @blp.response(200, AccountSchema(many=True))
+    @blp.doc(operationId="listAcmeAccounts")
+    @blp.response(200, AccountSchema(many=True), example=[examples.ACCOUNT])
     @blp.paginate()
     @require(*READERS)
     def get(self, pagination_parameters: Any) -> Any:
-        """ACME accounts by id, with their EAB key and how many certificates they were issued."""
+        """List the ACME accounts (admin, auditor).
+
+        By id, with their EAB key and how many certificates they were issued; paginated (the
+        ``X-Pagination`` header gives the total).
+        """
         offset, limit = page_window(pagination_parameters)
         items, total = services().acme_admin.accounts(offset, limit)
         pagination_parameters.item_count = total
         return items
 
 
-@blp.route("/accounts/<int:account_id>/deactivate")
+@blp.route(f"/accounts/<{ROW_ID}:account_id>/deactivate")
 class AccountDeactivate(MethodView):
-    @blp.doc(security=SECURITY)
-    @blp.response(200, AccountSchema)
-    @problem_docs(blp, (404, "Unknown account"), (409, "Already deactivated"), (403, "Not an admin token"))
+    @blp.doc(operationId="deactivateAcmeAccount")
+    @blp.response(200, AccountSchema, example={**examples.ACCOUNT, "status": "deactivated"})
+    @problem_docs((404, "Unknown account"), (409, "Already deactivated"))
     @require(Role.ADMIN)
     def post(self, account_id: int) -> Any:
-        """Deactivate an ACME account (RFC 8555 section 7.3.6): its requests are refused from
-        now on; its certificates stay valid."""
+        """Deactivate an ACME account (admin).
+
+        RFC 8555 section 7.3.6: its requests are refused from now on; its certificates stay
+        valid.
+        """
         return services().acme_admin.deactivate(account_id, principal().label)

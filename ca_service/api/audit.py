@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from ca_service.api.auth import SECURITY, require, services
-from ca_service.api.problems import page_window, problem_docs
+from ca_service.api import examples
+from ca_service.api.auth import require, services
+from ca_service.api.openapi import Blueprint
+from ca_service.api.problems import page_window
 from ca_service.domain import Role
 from ca_service.store import audit as store
 
@@ -53,15 +54,17 @@ class AuditEventSchema(Schema):
 
 @blp.route("/audit")
 class Audit(MethodView):
-    @blp.doc(security=SECURITY)
+    @blp.doc(operationId="searchAudit")
     @blp.arguments(AuditQuerySchema, location="query")
-    @blp.response(200, AuditEventSchema(many=True))
+    @blp.response(200, AuditEventSchema(many=True), example=[examples.AUDIT_EVENT])
     @blp.paginate()
-    @problem_docs(blp, (403, "Not an admin or auditor token"))
     @require(*READERS)
     def get(self, query: dict[str, Any], pagination_parameters: Any) -> Any:
-        """Audit events, newest first: who did what, when, to which MAC and serial, and how it
-        ended. Filters combine; the X-Pagination header gives the total."""
+        """Search the audit log (admin, auditor).
+
+        Newest first: who did what, when, to which MAC and serial, and how it ended. Filters
+        combine; paginated (the ``X-Pagination`` header gives the total).
+        """
         offset, limit = page_window(pagination_parameters)
         with services().db.read() as session:
             items, total = store.search(session, store.AuditFilter.of(**query), offset=offset, limit=limit)

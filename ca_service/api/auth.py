@@ -13,7 +13,6 @@ from ca_service.enrollment.tokens import authenticate
 from ca_service.errors import CAError, Kind
 
 F = TypeVar("F", bound=Callable[..., Any])
-SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def services() -> Any:
@@ -47,7 +46,8 @@ def authorize(roles: tuple[Role, ...]) -> Principal:
 def require(*roles: Role) -> Callable[[F], F]:
     """Require a bearer token with one of ``roles`` for a view. The roles are also left on the
     view (flask-smorest's decorators copy them outwards), so that :func:`authenticate_first`
-    refuses a request before its body or query is read."""
+    refuses a request before its body or query is read, and in its documentation, where
+    ``openapi.Blueprint`` turns them into the security requirement, 401 and 403."""
 
     def decorate(view: F) -> F:
         @wraps(view)
@@ -56,6 +56,7 @@ def require(*roles: Role) -> Callable[[F], F]:
             return view(*args, **kwargs)
 
         wrapper.required_roles = roles  # type: ignore[attr-defined]
+        wrapper._apidoc = {**getattr(view, "_apidoc", {}), "roles": roles}  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
     return decorate

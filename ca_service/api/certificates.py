@@ -6,16 +6,16 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from ca_service.api.auth import ANY_ROLE, SECURITY, WRITERS, principal, require, services
+from ca_service.api import examples
+from ca_service.api.auth import ANY_ROLE, WRITERS, principal, require, services
 from ca_service.api.idempotency import idempotent, writes
+from ca_service.api.openapi import TEXT, Blueprint, problem_docs
 from ca_service.api.problems import page_window
 from ca_service.api.schemas import (
     CertificateQuerySchema,
     CertificateSchema,
     IssueRequestSchema,
-    ProblemSchema,
     ProfileSchema,
 )
 from ca_service.domain import IssuedCertificate, parse_serial
@@ -35,20 +35,16 @@ def _issued(cert: IssuedCertificate) -> tuple[IssuedCertificate, int, dict[str, 
 
 @blp.route("/certificates")
 class Certificates(MethodView):
-    @blp.doc(security=SECURITY)
-    @blp.arguments(IssueRequestSchema)
-    @blp.response(201, CertificateSchema)
-    @blp.alt_response(
-        400, schema=ProblemSchema, description="Unreadable CSR", content_type="application/problem+json"
-    )
-    @blp.alt_response(
-        422, schema=ProblemSchema, description="Refused by policy", content_type="application/problem+json"
-    )
-    @blp.alt_response(
-        403,
-        schema=ProblemSchema,
-        description="MAC outside the token's scope",
-        content_type="application/problem+json",
+    @blp.doc(operationId="issueCertificate")
+    @blp.arguments(IssueRequestSchema, example={"csr": examples.CSR_PEM, "profile": "device"})
+    @blp.response(201, CertificateSchema, example=examples.CERTIFICATE)
+    @problem_docs(
+        (400, "Unreadable CSR"),
+        (403, "The MAC is outside the token's scope"),
+        (404, "Unknown profile, or 'replaces' names no certificate of this MAC"),
+        (409, "The certificate named in 'replaces' was replaced already"),
+        (422, "Refused by policy: key type or size, signature algorithm, not a device MAC"),
+        (429, "An issuance rate limit is reached; see Retry-After"),
     )
     @require(*WRITERS)
     @idempotent(lambda serial: _issued(services().enrollment.certificate(serial, principal())))
@@ -66,13 +62,17 @@ class Certificates(MethodView):
         )
         return _issued(cert)
 
-    @blp.doc(security=SECURITY)
+    @blp.doc(operationId="searchCertificates")
     @blp.arguments(CertificateQuerySchema, location="query")
-    @blp.response(200, CertificateSchema(many=True))
+    @blp.response(200, CertificateSchema(many=True), example=[examples.CERTIFICATE])
     @blp.paginate()
     @require(*ANY_ROLE)
     def get(self, query: dict[str, Any], pagination_parameters: Any) -> Any:
-        """Search certificates by MAC, status and expiry, newest first."""
+        """Search certificates by MAC, status and expiry.
+
+        Newest first, only those in the token's scope; paginated (``page``, ``page_size``; the
+        total is in ``X-Pagination``).
+        """
         offset, limit = page_window(pagination_parameters)
         items, total = services().enrollment.search(
             principal(),
@@ -88,16 +88,24 @@ class Certificates(MethodView):
 
 @blp.route("/certificates/<string:serial>")
 class Certificate(MethodView):
-    @blp.doc(security=SECURITY)
-    @blp.response(200, CertificateSchema, content_type="application/json")
-    @blp.alt_response(200, description="The certificate and its chain", content_type=PEM_CHAIN, success=True)
+    @blp.doc(operationId="getCertificate")
+    @blp.response(200, CertificateSchema, content_type="application/json", example=examples.CERTIFICATE)
     @blp.alt_response(
-        404, schema=ProblemSchema, description="Unknown serial", content_type="application/problem+json"
+        200,
+        schema=TEXT,
+        example=examples.CERT_PEM + examples.CERT_PEM,
+        description="The certificate (JSON), or its PEM leaf and chain",
+        content_type=PEM_CHAIN,
+        success=True,
     )
+    @problem_docs((400, "Not a hex serial"), (404, "Unknown serial, or one outside the token's scope"))
     @require(*ANY_ROLE)
     def get(self, serial: str) -> Any:
-        """One certificate by serial (hex, colons allowed). Send
-        ``Accept: application/pem-certificate-chain`` for the PEM leaf + chain."""
+        """One certificate by serial.
+
+        The serial is hex as ``openssl x509 -serial`` prints it (colons allowed). Send
+        ``Accept: application/pem-certificate-chain`` for the PEM leaf followed by its chain.
+        """
         cert = services().enrollment.certificate(parse_serial(serial), principal())
         if request.accept_mimetypes.best_match(["application/json", PEM_CHAIN]) == PEM_CHAIN:
             return pem_chain(cert)
@@ -106,9 +114,13 @@ class Certificate(MethodView):
 
 @blp.route("/profiles")
 class Profiles(MethodView):
-    @blp.doc(security=SECURITY)
-    @blp.response(200, ProfileSchema(many=True))
+    @blp.doc(operationId="listProfiles")
+    @blp.response(200, ProfileSchema(many=True), example=[examples.PROFILE])
     @require(*ANY_ROLE)
     def get(self) -> Any:
-        """The certificate profiles this service issues under."""
+        """The certificate profiles this service issues under.
+
+        A profile fixes validity, key usage, extended key usage, SAN and the key types a CSR may
+        have; ``POST /certificates`` names one (default ``device``).
+        """
         return list(services().settings.profiles)

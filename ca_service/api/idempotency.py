@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from flask import g, request
 
 from ca_service.api.auth import principal, services
+from ca_service.api.openapi import header_doc, problem_docs
 from ca_service.errors import CAError, Kind
 from ca_service.store import idempotency as keys
 from ca_service.store.certificates import Write
@@ -47,7 +48,8 @@ def _key() -> str | None:
 
 def idempotent(replay: Callable[[str], Any]) -> Callable[[F], F]:
     """Guard a write view (place it under ``require``). ``replay(result)`` answers a retry from
-    the recorded result (the serial(s)), as the view answered the first time."""
+    the recorded result (the serial(s)), as the view answered the first time. The header and
+    its problems are documented on the view."""
 
     def decorate(view: F) -> F:
         @wraps(view)
@@ -78,7 +80,16 @@ def idempotent(replay: Callable[[str], Any]) -> Callable[[F], F]:
                 )
             return replay(found.result)
 
-        return guarded  # type: ignore[return-value]
+        documented = header_doc(
+            HEADER,
+            "Any 1 to 255 printable characters, new for each new request: a retry with the same key "
+            "and body answers what the first attempt did (for idempotency_key_hours, default 24).",
+            {"type": "string", "minLength": 1, "maxLength": 255, "example": "issue-7C2F80C6E5C2-1"},
+        )(guarded)
+        return problem_docs(  # type: ignore[return-value]
+            (400, f"The {HEADER} header is malformed"),
+            (422, f"The {HEADER} was used for another request"),
+        )(documented)
 
     return decorate
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from ca_service.api.auth import SECURITY, require, services
+from ca_service.api import examples
+from ca_service.api.auth import require, services
+from ca_service.api.openapi import Blueprint
 from ca_service.domain import Role
 from ca_service.issuers.lifecycle import list_issuers
 
@@ -41,9 +42,13 @@ class IssuerSchema(Schema):
 
 @blp.route("/issuers")
 class Issuers(MethodView):
-    @blp.doc(security=SECURITY)
-    @blp.response(200, IssuerSchema(many=True))
+    @blp.doc(operationId="listIssuers")
+    @blp.response(200, IssuerSchema(many=True), example=[examples.ISSUER])
     @require(Role.ADMIN, Role.AUDITOR)
     def get(self) -> Any:
-        """Our CAs, oldest first: the root(s) and every issuing CA with its state."""
+        """List our CAs with their state (admin, auditor).
+
+        Oldest first: the root(s) and every issuing CA, with key URI, validity and how many
+        certificates each issued.
+        """
         return list_issuers(services().db)

@@ -10,11 +10,11 @@ put the token into a Location header and the access log).
 from __future__ import annotations
 
 from flask import Flask, Response, request
-from flask_smorest import Blueprint
 from werkzeug.exceptions import MethodNotAllowed
 
+from ca_service.api import examples
 from ca_service.api.auth import services
-from ca_service.api.schemas import ProblemSchema
+from ca_service.api.openapi import TEXT, Blueprint, problem_docs
 
 blp = Blueprint(
     "provisioning",
@@ -24,7 +24,13 @@ blp = Blueprint(
 )
 
 PEM = "application/x-pem-file"
-PROBLEM = "application/problem+json"
+# no key material, not even a made-up one, in the document (tests look for PEM key labels)
+KEY_PEM = "-----BEGIN ...-----\n(the device's key: PKCS#8 or traditional, per profile)\n-----END ...-----\n"
+DOWNLOAD_PROBLEMS = (
+    (403, "The User-Agent names another MAC (downloads bound to the device)"),
+    (404, "Unknown URL"),
+    (405, "Not GET (HEAD too: it would not consume the key, so it is refused)"),
+)
 PREFIX = "/provisioning/"
 
 
@@ -46,24 +52,36 @@ def _download(kind: str, token: str) -> Response:
 
 
 @blp.route("/cert/<string:token>", merge_slashes=False)
-@blp.response(200, content_type=PEM, description="The certificate (leaf, or leaf + chain per profile)")
-@blp.alt_response(404, schema=ProblemSchema, description="Unknown URL", content_type=PROBLEM)
-@blp.alt_response(410, schema=ProblemSchema, description="Expired", content_type=PROBLEM)
-@blp.alt_response(403, schema=ProblemSchema, description="User-Agent names another MAC", content_type=PROBLEM)
-@blp.alt_response(405, schema=ProblemSchema, description="Not GET (HEAD too)", content_type=PROBLEM)
+@blp.doc(operationId="downloadDeviceCertificate")
+@blp.response(
+    200,
+    TEXT,
+    content_type=PEM,
+    description="The certificate (leaf, or leaf + chain per profile)",
+    example=examples.CERT_PEM,
+)
+@problem_docs(*DOWNLOAD_PROBLEMS, (410, "Expired"))
 def certificate(token: str) -> Response:
-    """The device certificate; may be fetched again until the URL expires."""
+    """A device's certificate, by its one-time delivery URL.
+
+    May be fetched again until the URL expires; the token in the URL is the credential.
+    """
     return _download("cert", token)
 
 
 @blp.route("/key/<string:token>", merge_slashes=False)
-@blp.response(200, content_type=PEM, description="The private key, unencrypted PEM (PKCS#8 or traditional)")
-@blp.alt_response(404, schema=ProblemSchema, description="Unknown URL", content_type=PROBLEM)
-@blp.alt_response(
-    410, schema=ProblemSchema, description="Expired or already downloaded", content_type=PROBLEM
+@blp.doc(operationId="downloadDeviceKey")
+@blp.response(
+    200,
+    TEXT,
+    content_type=PEM,
+    description="The private key, unencrypted PEM (PKCS#8 or traditional per profile)",
+    example=KEY_PEM,
 )
-@blp.alt_response(403, schema=ProblemSchema, description="User-Agent names another MAC", content_type=PROBLEM)
-@blp.alt_response(405, schema=ProblemSchema, description="Not GET (HEAD too)", content_type=PROBLEM)
+@problem_docs(*DOWNLOAD_PROBLEMS, (410, "Expired or already downloaded"))
 def key(token: str) -> Response:
-    """The device private key: works exactly once; afterwards the key is gone from the service."""
+    """A device's private key, by its one-time delivery URL.
+
+    Works exactly once; afterwards the key is gone from the service.
+    """
     return _download("key", token)

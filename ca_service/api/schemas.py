@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
+
+
+class SubproblemSchema(Schema):
+    type = fields.String(required=True)
+    detail = fields.String(required=True)
+    identifier = fields.Dict(allow_none=True)
 
 
 class ProblemSchema(Schema):
-    type = fields.String(metadata={"example": "urn:ca-service:problem:bad-key"})
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String(
-        metadata={"example": "RSA keys shorter than 2048 bits are refused (this one has 1024)."}
+    """An RFC 9457 problem document; members beyond these may follow (RFC 9457 section 3.2)."""
+
+    class Meta:
+        unknown = INCLUDE  # documented as additionalProperties: true
+
+    type = fields.String(
+        required=True,
+        metadata={
+            "description": "urn:ca-service:problem:<kind> for the service's own problems, "
+            "about:blank for plain HTTP ones (405, 413, 415, 422)."
+        },
     )
-    instance = fields.String()
-    request_id = fields.String()
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True, metadata={"description": "What went wrong, in one sentence."})
+    instance = fields.String(required=True, metadata={"description": "The request path."})
+    request_id = fields.String(
+        required=True, metadata={"description": "Also in X-Request-Id and every log line of the request."}
+    )
+    errors = fields.Dict(metadata={"description": "422: the messages of each field that failed validation."})
+    limit_bytes = fields.Integer(metadata={"description": "413: the body limit of this operation."})
+    allowed_methods = fields.List(
+        fields.String(), metadata={"description": "405: what the resource answers."}
+    )
+    retry_after = fields.Integer(metadata={"description": "429: seconds until the limit admits again."})
+    subproblems = fields.List(fields.Nested(SubproblemSchema))
 
 
 class IssueRequestSchema(Schema):
@@ -340,3 +364,11 @@ class RevocationSchema(Schema):
     revoked_at = fields.DateTime()
     reason = fields.String()
     invalidity_date = fields.DateTime(allow_none=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(metadata={"description": "ok or unavailable"})
+    checks = fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"description": "database, keystore, crl"}
+    )
+    details = fields.Dict()

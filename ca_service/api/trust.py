@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from ca_service.api.auth import ANY_ROLE, SECURITY, principal, require, services
-from ca_service.api.problems import accepts
+from ca_service.api import examples
+from ca_service.api.auth import ANY_ROLE, principal, require, services
+from ca_service.api.openapi import TEXT, Blueprint, problem_docs, upload
+from ca_service.api.problems import ROW_ID, accepts
 from ca_service.api.schemas import (
     AnchorImportSchema,
     AnchorListQuerySchema,
@@ -21,7 +22,6 @@ from ca_service.api.schemas import (
     CompatibilitySchema,
     InspectionSchema,
     InspectSchema,
-    ProblemSchema,
 )
 from ca_service.bundle.render import digest
 from ca_service.domain import Role
@@ -43,7 +43,25 @@ BODY_TYPES = (
     "application/octet-stream",
 )
 BUNDLE_CACHE = "public, max-age=300"
-PROBLEM = {"schema": ProblemSchema, "content_type": "application/problem+json"}
+# the raw bodies besides JSON, as documented (a DER file as binary, PEM as text)
+RAW_UPLOAD = upload(*BODY_TYPES[1:], description="The certificate file itself: PEM or DER.")
+BUNDLE_JSON = {
+    "version": 7,
+    "filter": {"purposes": ["gigaset-factory", "private"], "firmware": None},
+    "count": 1,
+    "expiring_within_90_days": 0,
+    "certificates": [
+        {
+            **{k: v for k, v in examples.ANCHOR.items() if k in ("id", "label", "purpose", "subject", "pem")},
+            "fingerprint_sha256": examples.ANCHOR["fingerprint_sha256"],
+            "not_before": examples.ANCHOR["not_before"],
+            "not_after": examples.ANCHOR["not_after"],
+            "expired": False,
+            "expires_within_90_days": False,
+            "warnings": [],
+        }
+    ],
+}
 
 
 def _upload(field: str | None) -> bytes:
@@ -61,22 +79,31 @@ def _upload(field: str | None) -> bytes:
 @blp.route("/trust/anchors")
 @accepts(*BODY_TYPES)
 class Anchors(MethodView):
-    @blp.doc(security=SECURITY)
+    @blp.doc(operationId="listTrustAnchors")
     @blp.arguments(AnchorListQuerySchema, location="query")
-    @blp.response(200, AnchorSchema(many=True))
+    @blp.response(200, AnchorSchema(many=True), example=[examples.ANCHOR])
     @require(*ANY_ROLE)
     def get(self, query: dict[str, Any]) -> Any:
-        """Imported trust anchors (active; with ``include_retired`` the history too)."""
+        """List the imported trust anchors.
+
+        The active ones, oldest first; with ``include_retired`` the retired ones too.
+        """
         return services().bundle.anchors(query["include_retired"])
 
-    @blp.doc(security=SECURITY)
+    @blp.doc(operationId="importTrustAnchor", requestBody=RAW_UPLOAD)
     @blp.arguments(AnchorQuerySchema, location="query")
-    @blp.arguments(AnchorImportSchema, location="json", required=False)
-    @blp.response(201, AnchorSchema)
-    @blp.alt_response(400, description="Unreadable certificate or unknown purpose", **PROBLEM)
-    @blp.alt_response(409, description="Already an active anchor", **PROBLEM)
-    @blp.alt_response(413, description="Body larger than max_body_bytes", **PROBLEM)
-    @blp.alt_response(422, description="Not a CA, expired, or a weak intermediate", **PROBLEM)
+    @blp.arguments(
+        AnchorImportSchema,
+        location="json",
+        required=False,
+        example={"pem": examples.CERT_PEM, "purpose": "gigaset-factory", "label": "Gigaset factory CA 2"},
+    )
+    @blp.response(201, AnchorSchema, example=examples.ANCHOR)
+    @problem_docs(
+        (400, "No purpose or label, unknown purpose, or no certificate could be read"),
+        (409, "Already an active anchor"),
+        (422, "Not a CA, expired, or a weak intermediate"),
+    )
     @require(Role.ADMIN)
     def post(self, query: dict[str, Any], body: dict[str, Any]) -> Any:
         """Import a CA certificate as a trust anchor (admin).
@@ -96,47 +123,61 @@ class Anchors(MethodView):
         return anchor, 201, {"Location": f"/api/v1/trust/anchors/{anchor['id']}"}
 
 
-@blp.route("/trust/anchors/<int(max=9223372036854775807):anchor_id>")  # a BIGINT id
+@blp.route(f"/trust/anchors/<{ROW_ID}:anchor_id>")
 class Anchor(MethodView):
-    @blp.doc(security=SECURITY)
-    @blp.response(200, AnchorSchema)
-    @blp.alt_response(404, description="Unknown anchor", **PROBLEM)
+    @blp.doc(operationId="getTrustAnchor")
+    @blp.response(200, AnchorSchema, example=examples.ANCHOR)
+    @problem_docs((404, "Unknown anchor"))
     @require(*ANY_ROLE)
     def get(self, anchor_id: int) -> Any:
-        """One trust anchor, active or retired."""
+        """One trust anchor, active or retired.
+
+        With its PEM, warnings (weak key, SHA-1, near expiry) and who imported or retired it.
+        """
         return services().bundle.anchor(anchor_id)
 
-    @blp.doc(security=SECURITY)
-    @blp.response(200, AnchorSchema)
-    @blp.alt_response(409, description="Retired already", **PROBLEM)
+    @blp.doc(operationId="retireTrustAnchor")
+    @blp.response(
+        200, AnchorSchema, example={**examples.ANCHOR, "retired_by": "admin:ops", "retired_at": examples.AT}
+    )
+    @problem_docs((404, "Unknown anchor"), (409, "Retired already"))
     @require(Role.ADMIN)
     def delete(self, anchor_id: int) -> Any:
-        """Retire a trust anchor (admin): it leaves the bundle, its record stays."""
+        """Retire a trust anchor (admin).
+
+        It leaves the trust bundle from the next bundle version on; its record stays.
+        """
         return services().bundle.retire(anchor_id, principal())
 
 
 @blp.route("/inspect", methods=["POST"])
 @accepts(*BODY_TYPES)
-@blp.doc(security=SECURITY)
-@blp.arguments(InspectSchema, location="json", required=False)
-@blp.response(200, InspectionSchema)
-@blp.alt_response(400, description="No certificate could be read", **PROBLEM)
+@blp.doc(operationId="inspectCertificate", requestBody=RAW_UPLOAD)
+@blp.arguments(InspectSchema, location="json", required=False, example={"pem": examples.CERT_PEM})
+@blp.response(200, InspectionSchema, example=examples.INSPECTION)
+@problem_docs((400, "No certificate could be read"))
 @require(*ANY_ROLE)
 def inspect(body: dict[str, Any]) -> Any:
-    """Say what a device certificate is: MAC, generation, key, signature, validity, whether it
-    chains to the trust bundle, for ours its revocation state, and what to do next."""
+    """Say what a device certificate is and what to do next.
+
+    MAC, generation, key, signature, validity, whether it chains to the trust bundle, for ours
+    its revocation state, and advice.
+    """
     return services().bundle.inspect(_upload(body.get("pem")), principal())
 
 
 @blp.route("/compatibility")
-@blp.doc(security=SECURITY)
+@blp.doc(operationId="getCompatibility")
 @blp.arguments(CompatibilityQuerySchema, location="query")
-@blp.response(200, CompatibilitySchema)
-@blp.alt_response(400, description="Not a software version", **PROBLEM)
+@blp.response(200, CompatibilitySchema, example=examples.COMPATIBILITY)
+@problem_docs((400, "Not a software version"))
 @require(*ANY_ROLE)
 def compatibility(query: dict[str, Any]) -> Any:
-    """Which certificate each service uses on this device software (Gigaset FAQ table) and
-    which anchors a provisioning server must trust."""
+    """Which certificates a device software uses, and which anchors to trust.
+
+    Which certificate each service uses on this device software (Gigaset FAQ table) and which
+    anchors a provisioning server must trust.
+    """
     return services().bundle.compatibility(query["firmware"])
 
 
@@ -150,19 +191,31 @@ def _cacheable(text: str, mimetype: str) -> Response:
 
 
 @public.route("/bundle.pem")
+@public.doc(operationId="getTrustBundlePem")
 @public.arguments(BundleQuerySchema, location="query")
-@public.response(200, content_type=PEM)
+@public.response(200, TEXT, content_type=PEM, example=examples.CERT_PEM)
+@public.alt_response(304, description="Not modified (If-None-Match)", success=True)
+@problem_docs((400, "Unknown purpose or not a software version"))
 def bundle_pem(query: dict[str, Any]) -> Response:
-    """The trust bundle for provisioning servers: every active anchor and our CAs, each under a
-    comment naming label, purpose, SHA-256 fingerprint and expiry. Filters: ``purpose``, ``firmware``."""
+    """The trust bundle for provisioning servers, PEM.
+
+    Every active anchor and our CAs, each under a comment naming label, purpose, SHA-256
+    fingerprint and expiry. Filters: ``purpose``, ``firmware``.
+    """
     return _cacheable(services().bundle.publish(query["purpose"], query["firmware"]).pem, PEM)
 
 
 @public.route("/bundle.json")
+@public.doc(operationId="getTrustBundleJson")
 @public.arguments(BundleQuerySchema, location="query")
-@public.response(200)
+@public.response(200, {"type": "object"}, example=BUNDLE_JSON)
+@public.alt_response(304, description="Not modified (If-None-Match)", success=True)
+@problem_docs((400, "Unknown purpose or not a software version"))
 def bundle_json(query: dict[str, Any]) -> Response:
-    """The same bundle with metadata, a version that grows on every change, and the anchors that
-    expire within 90 days flagged."""
+    """The trust bundle with metadata, JSON.
+
+    The same bundle with metadata, a version that grows on every change, and the anchors that
+    expire within 90 days flagged.
+    """
     document = services().bundle.publish(query["purpose"], query["firmware"]).document
     return _cacheable(json.dumps(document, indent=2, sort_keys=True) + "\n", "application/json")
