@@ -240,9 +240,11 @@ def install(app: Flask) -> None:
         if setting:
             request.max_content_length = getattr(app.extensions["ca_service"].settings, setting)
         cap = request.max_content_length
-        if request.content_length is None and cap is not None and "chunked" in request.headers.get(
-            "Transfer-Encoding", ""
-        ).lower():
+        if (
+            request.content_length is None
+            and cap is not None
+            and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        ):
             if len(request.get_data(cache=True)) >= cap and request.environ["wsgi.input"].read(1):
                 raise RequestEntityTooLarge()
 

@@ -1,8 +1,10 @@
 """Creating CA certificates: a root, an issuing CA under it, or a CSR for an external root
-(RFC 5280 sections 4.2.1.9 basicConstraints and 4.2.1.3 keyUsage)."""
+(RFC 5280 sections 4.2.1.9 basicConstraints and 4.2.1.3 keyUsage); verifying what an external
+root signed (issuing CA certificates, CRLs)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -71,18 +73,42 @@ def create_root(key: SigningKey, subject: x509.Name, days: int = 7300) -> x509.C
     return builder.sign(key, signature_hash(key))
 
 
+@dataclass(frozen=True)
+class RootUrls:
+    """Where relying parties find the root's revocation data and certificate: what an issuing CA
+    certificate points at (RFC 5280 4.2.1.13 cRLDistributionPoints, 4.2.2.1 caIssuers)."""
+
+    crl: str
+    certificate: str
+
+    @classmethod
+    def of(cls, public_url: str, root_name: str) -> RootUrls:
+        base = public_url.rstrip("/")
+        return cls(f"{base}/crl/{root_name}.crl", f"{base}/ca/issuers/{root_name}.crt")
+
+
 def create_issuing(
     root_key: SigningKey,
     root: x509.Certificate,
     public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     subject: x509.Name,
+    urls: RootUrls,
     days: int = 1825,
 ) -> x509.Certificate:
-    """An issuing CA certificate signed by ``root``, pathLen 0, never outliving the root."""
+    """An issuing CA certificate signed by ``root``, pathLen 0, never outliving the root, with
+    a CRL distribution point (the root's CRL) and AIA caIssuers (the root certificate), so that
+    clients requiring revocation data for every CA in the path find it (RFC 5280 6.3)."""
     days = min(days, max(1, (root.not_valid_after_utc - datetime.now(UTC)).days))
     ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = _ca_builder(subject, root.subject, public_key, days, path_length=0).add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+    crl_dp = x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl)], None, None, None)
+    aia = x509.AccessDescription(
+        x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(urls.certificate)
+    )
+    builder = (
+        _ca_builder(subject, root.subject, public_key, days, path_length=0)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        .add_extension(x509.CRLDistributionPoints([crl_dp]), critical=False)
+        .add_extension(x509.AuthorityInformationAccess([aia]), critical=False)
     )
     return builder.sign(root_key, signature_hash(root_key))
 
@@ -128,5 +154,3 @@ def check_issuing_import(issuing: x509.Certificate, root: x509.Certificate, key:
     now = datetime.now(UTC)
     if not issuing.not_valid_before_utc <= now <= issuing.not_valid_after_utc:
         raise CAError(Kind.CONFLICT, "The issuing certificate is not within its validity period.")
-
-

@@ -9,10 +9,12 @@ the nonce echoed (RFC 8954).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -37,6 +39,12 @@ class OcspAnswer:
     status: ocsp.OCSPResponseStatus
     cert_status: ocsp.OCSPCertStatus | None = None
     next_update: datetime | None = None
+    this_update: datetime | None = None  # also producedAt: the HTTP Last-Modified (RFC 5019 6.2)
+
+    @cached_property
+    def etag(self) -> str:
+        """The HTTP entity tag of this response: a hash of its bytes (RFC 5019 6.2)."""
+        return hashlib.sha256(self.der).hexdigest()[:32]
 
 
 class OcspResponder:
@@ -45,6 +53,8 @@ class OcspResponder:
         self.directory = directory
         self.signers = signers
         self.lifetime = timedelta(seconds=settings.ocsp_lifetime_seconds)
+        self.by_name = settings.ocsp_responder_id == "name"
+        self.include_certificate = settings.ocsp_include_certificate
         self._cache: OrderedDict[tuple[object, ...], tuple[datetime, OcspAnswer]] = OrderedDict()
         self._lock = threading.Lock()
         self._index: dict[tuple[str, bytes, bytes], int] = {}
@@ -143,8 +153,12 @@ class OcspResponder:
                 this_update + self.lifetime,
                 revoked_at,
                 reason_flag(reason) if cert_status is ocsp.OCSPCertStatus.REVOKED else None,
+                by_name=self.by_name,
+                include_certificate=self.include_certificate,
             )
-        answer = OcspAnswer(der, ocsp.OCSPResponseStatus.SUCCESSFUL, cert_status, this_update + self.lifetime)
+        answer = OcspAnswer(
+            der, ocsp.OCSPResponseStatus.SUCCESSFUL, cert_status, this_update + self.lifetime, this_update
+        )
         if not has_nonce:
             with self._lock:
                 self._cache[key] = (this_update + self.lifetime / 2, answer)
