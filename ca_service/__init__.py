@@ -90,9 +90,11 @@ class Services:
         """Facts for operators that do not make the service unready."""
         try:
             expiring = self.bundle.expiring()
+            warnings = self.revocation.warnings()
         except CAError:  # the reason is in /healthz checks (key store details only in the log)
             return {"trust_bundle": "The trust bundle cannot be read now; see 'checks'."}
         return {
+            "warnings": warnings,
             "trust_anchors_expiring_within_90_days": len(expiring),
             "trust_anchors_expiring": [
                 {"label": e.label, "purpose": e.purpose, "not_after": e.not_after.isoformat()}

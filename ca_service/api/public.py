@@ -81,7 +81,8 @@ class Health(MethodView):
     @health.response(200)
     @health.alt_response(503, description="Not ready; 'checks' says why")
     def get(self) -> Any:
-        """Readiness: the database answers and the issuing key can sign. ``details`` reports trust
+        """Readiness: the database answers and the issuing key can sign. ``details.warnings`` names
+        an external root CRL to import soon (RFC 5280 5.1.2.5 nextUpdate); ``details`` reports trust
         anchors that expire within 90 days (they do not make the service unready)."""
         svc = services()
         checks = svc.readiness()

@@ -40,6 +40,11 @@ class CrlCollector(Collector):
                 "Age of the oldest revocation not yet in the published CRL (0: none)",
                 labels=["issuer"],
             ),
+            "import": GaugeMetricFamily(
+                "ca_crl_import_due",
+                "1 when an external root's CRL is missing or near its nextUpdate (root_crl_warn_days)",
+                labels=["issuer"],
+            ),
         }
         for h in self.revocation.health():
             families["number"].add_metric([h.issuer], h.number or 0)
@@ -48,4 +53,7 @@ class CrlCollector(Collector):
             families["pending"].add_metric([h.issuer], h.pending)
             families["stale"].add_metric([h.issuer], 1 if h.past_next_update(now) else 0)
             families["waiting"].add_metric([h.issuer], h.waiting(now))
+            families["import"].add_metric(
+                [h.issuer], 1 if h.import_due(now, self.revocation.warn_before) else 0
+            )
         yield from families.values()

@@ -106,6 +106,10 @@ class CrlHealth:
     def past_next_update(self, now: datetime) -> bool:
         return self.next_update is None or self.next_update <= now
 
+    def import_due(self, now: datetime, warn: timedelta) -> bool:
+        """An imported CRL that is missing or within ``warn`` of its nextUpdate."""
+        return self.imported and (self.next_update is None or self.next_update - now <= warn)
+
     def waiting(self, now: datetime) -> float:
         """Seconds the oldest revocation missing from the published CRL has waited (0: none)."""
         return max(0.0, (now - self.oldest_pending).total_seconds()) if self.oldest_pending else 0.0
@@ -584,10 +588,14 @@ class Revocation:
             with self.db.read() as session:
                 state = store.crl_states(session, issuer_id).get(issuer_id)
                 if state is None or state.published_number is None:
-                    if issuer_id not in self._signed_here():
+                    if found[0].record.role is IssuerRole.ROOT and issuer_id not in self._signed_here():
                         raise CAError(
                             Kind.NOT_FOUND,
                             f"No CRL of {issuer_name} has been imported; run 'ca-service crl import'.",
+                        )
+                    if issuer_id not in self._signed_here():
+                        raise CAError(
+                            Kind.NOT_FOUND, f"{issuer_name} published no CRL before it was revoked."
                         )
                     raise CAError(
                         Kind.UNAVAILABLE, f"The CRL of {issuer_name} is not published yet; retry shortly."
@@ -664,19 +672,22 @@ class Revocation:
         """Sentences for an external root's CRL that is not imported, past its nextUpdate, or
         within ``root_crl_warn_days`` of it: only the operator can import a new one."""
         now = datetime.now(UTC)
-        soon = timedelta(days=self.settings.root_crl_warn_days)
         out = []
         for h in self.health():
-            if not h.imported:
+            if not h.import_due(now, self.warn_before):
                 continue
             if h.next_update is None:
                 out.append(
                     f"No CRL of the external root {h.issuer} is imported; run 'ca-service crl import'."
                 )
-            elif h.next_update - now <= soon:
+            else:
                 verb = "was due" if h.next_update <= now else "is due"
                 out.append(
                     f"The CRL of the external root {h.issuer} {verb} for renewal at its nextUpdate "
                     f"{h.next_update:%Y-%m-%dT%H:%M:%SZ}; sign a new one and run 'ca-service crl import'."
                 )
         return out
+
+    @property
+    def warn_before(self) -> timedelta:
+        return timedelta(days=self.settings.root_crl_warn_days)
