@@ -116,6 +116,7 @@ def test_parallel_revocations_two_workers(services, live: LiveServer, tmp_path: 
             for e in session.scalars(
                 select(AuditRow).where(AuditRow.action == "crl.publish").order_by(AuditRow.id)
             )
+            if e.detail["issuer"] == name  # the root CRL has numbers of its own
         ]
         revocations = session.scalars(select(AuditRow).where(AuditRow.action == "certificate.revoke")).all()
     assert len(revocations) == len(serials)
