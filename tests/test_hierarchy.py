@@ -19,8 +19,8 @@ from ca_service import build_services, create_app
 from ca_service.domain import IssuerState, Principal, Role
 from ca_service.errors import CAError, Kind
 from ca_service.issuers import REVOKED_ISSUER, lifecycle
-from tests.helpers import make_csr, openssl, self_signed
-from tests.revocation_helpers import ca_files, issue
+from tests.helpers import make_csr, openssl
+from tests.revocation_helpers import OfflineRoot, ca_files, issue
 
 ADMIN = Principal(name="test-admin", role=Role.ADMIN)
 
@@ -141,68 +141,7 @@ def test_issuance_refuses_an_issuing_ca_revoked_by_another_worker(make_settings,
     other.db.dispose()
 
 
-# -- an external (offline) root and its CRL, made with the openssl CLI ----------------------------
-CA_CONF = """[ca]
-default_ca = root
-[root]
-database = {tmp}/index.txt
-crlnumber = {tmp}/crlnumber
-default_md = sha384
-default_crl_days = 30
-crl_extensions = crl_ext
-[crl_ext]
-authorityKeyIdentifier = keyid:always
-"""
-
-
-class OfflineRoot:
-    """An openssl-made root with ``openssl ca``'s files: it signs our issuing CA and its CRLs."""
-
-    def __init__(self, tmp: Path, subject: str = "/O=Example/CN=Offline Root") -> None:
-        tmp.mkdir(exist_ok=True)
-        self.tmp, self.key, self.cert = tmp, tmp / "root.key", tmp / "root.pem"
-        ext = ("basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign")
-        self_signed(self.key, self.cert, subject, curve="P-384", days=3650, ext=ext)
-        (tmp / "index.txt").write_text("")
-        self.conf = tmp / "ca.cnf"
-        self.conf.write_text(CA_CONF.format(tmp=tmp))
-
-    def _ca(self, *args: str) -> None:
-        openssl(
-            "ca",
-            "-batch",
-            "-config",
-            str(self.conf),
-            "-keyfile",
-            str(self.key),
-            "-cert",
-            str(self.cert),
-            *args,
-        )
-
-    def sign(self, csr: Path, extensions: str) -> Path:
-        ext = self.tmp / "issuing.ext"
-        ext.write_text(
-            "basicConstraints = critical, CA:TRUE, pathlen:0\nkeyUsage = critical, keyCertSign, cRLSign\n"
-            "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n" + extensions
-        )
-        out = self.tmp / "issuing.pem"
-        openssl(
-            *("x509", "-req", "-in", str(csr), "-CA", str(self.cert), "-CAkey", str(self.key)),
-            *("-CAcreateserial", "-days", "365", "-sha384", "-extfile", str(ext), "-out", str(out)),
-        )
-        return out
-
-    def crl(self, number: int, days: int = 30) -> bytes:
-        (self.tmp / "crlnumber").write_text(f"{number:02X}\n")
-        out = self.tmp / f"crl-{number}.pem"
-        self._ca("-gencrl", "-crldays", str(days), "-out", str(out))
-        return out.read_bytes()
-
-    def revoke(self, cert: Path, reason: str) -> None:
-        self._ca("-revoke", str(cert), "-crl_reason", reason)
-
-
+# -- an external (offline) root (tests/revocation_helpers.py: OfflineRoot, the openssl CLI) --------
 def test_external_root_crl_import(make_settings, tmp_path: Path) -> None:
     settings = make_settings()
     svc = build_services(settings)
