@@ -1,8 +1,8 @@
 """Relying parties that require revocation data for every CA in the path, against gunicorn with
 two workers: pyhanko-certvalidator in ``require`` mode (it fetches CRLs and OCSP itself),
 ``openssl verify -crl_download -crl_check_all`` (CRLs from the URLs inside the certificates
-only), GnuTLS ``ocsptool --load-trust`` (responder named by name) and Debian's nginx with
-``ssl_crl`` fed from the served root and issuing CRLs.
+only), GnuTLS ``ocsptool --load-trust`` (responder named by name), Debian's nginx with ``ssl_crl`` fed
+from the served root and issuing CRLs, and pkilint over what the hierarchy publishes.
 
 One hierarchy for all: issuing CA A signs ``doomed``; a rotation makes B, which signs ``good``
 and ``bad``; ``bad`` is revoked; then the root revokes A (``issuer revoke``)."""
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ import pytest
 import requests
 from asn1crypto import x509 as asn1
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathValidationError, RevokedError
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
@@ -204,3 +206,35 @@ def test_nginx_checks_root_and_issuing_crls(hierarchy: Hierarchy) -> None:
     finally:
         nginx.stop()
     assert nginx.error_log.read_text().count("certificate revoked") == 2
+
+
+def _pkilint(tool: str, *args: str) -> None:
+    """pkilint's command-line linter: no finding of WARNING or worse."""
+    result = subprocess.run([str(Path(sys.executable).parent / tool), "lint", "-s", "WARNING", *args],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0 and not result.stdout.strip(), (tool, args, result.stdout, result.stderr)
+
+
+def test_pkilint_finds_the_hierarchy_well_formed(hierarchy: Hierarchy) -> None:
+    """The issuing CA certificates with their CRL distribution point and caIssuers, the root CRL
+    (an ARL: it lists CA certificates), an issuing CRL and an OCSP response named by name."""
+    h = hierarchy
+    for name in (h.active_ca, h.revoked_ca):
+        _pkilint("lint_pkix_cert", str(h.ca(name)))
+    root = h.svc.directory.get().root.name
+    for name, kind in ((root, "ARL"), (h.active_ca, "CRL")):
+        path = h.tmp / f"{name}.crl"
+        path.write_bytes(requests.get(f"{h.server.url}/crl/{name}.crl", timeout=10).content)
+        _pkilint("lint_crl", "-t", kind, "-p", "PKIX", str(path))
+    leaf = x509.load_pem_x509_certificate(h.cert("good").read_bytes())
+    issuing = x509.load_pem_x509_certificate(h.ca(h.active_ca).read_bytes())
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuing, hashes.SHA1()).build()
+    answer = requests.post(
+        f"{h.server.url}/ocsp",
+        data=request.public_bytes(DER),
+        headers={"Content-Type": "application/ocsp-request"},
+        timeout=10,
+    )
+    assert ocsp.load_der_ocsp_response(answer.content).responder_name == issuing.subject
+    (h.tmp / "good.ocsp").write_bytes(answer.content)
+    _pkilint("lint_ocsp_response", str(h.tmp / "good.ocsp"))
