@@ -6,6 +6,11 @@ the request: each worker's :class:`~ca_service.revocation.publisher.Publisher` i
 regenerates it in the background, and only the worker holding the issuer's database lease does
 so. CRL numbers come from ``UPDATE ... SET number = number + 1`` and a stored CRL is never
 replaced by one with a lower number.
+
+The root's CRL goes the same way when the root key is in our key store: revoking an issuing CA
+(:meth:`Revocation.revoke_issuer`) counts a pending revocation against the root, whose CRL the
+publishers regenerate under the root's lease. An external root's CRL is imported instead
+(:meth:`Revocation.import_crl`), checked against the root and never lower in number.
 """
 
 from __future__ import annotations
