@@ -4,7 +4,6 @@ root signed (issuing CA certificates, CRLs)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -12,7 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from ca_service.authority.issuer import signature_hash
+from ca_service.authority.issuer import CaUrls, signature_hash
 from ca_service.authority.serials import random_serial
 from ca_service.domain import SigningKey
 from ca_service.errors import CAError, Kind
@@ -73,30 +72,17 @@ def create_root(key: SigningKey, subject: x509.Name, days: int = 7300) -> x509.C
     return builder.sign(key, signature_hash(key))
 
 
-@dataclass(frozen=True)
-class RootUrls:
-    """Where relying parties find the root's revocation data and certificate: what an issuing CA
-    certificate points at (RFC 5280 4.2.1.13 cRLDistributionPoints, 4.2.2.1 caIssuers)."""
-
-    crl: str
-    certificate: str
-
-    @classmethod
-    def of(cls, public_url: str, root_name: str) -> RootUrls:
-        base = public_url.rstrip("/")
-        return cls(f"{base}/crl/{root_name}.crl", f"{base}/ca/issuers/{root_name}.crt")
-
-
 def create_issuing(
     root_key: SigningKey,
     root: x509.Certificate,
     public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     subject: x509.Name,
-    urls: RootUrls,
+    urls: CaUrls,
     days: int = 1825,
 ) -> x509.Certificate:
     """An issuing CA certificate signed by ``root``, pathLen 0, never outliving the root, with
-    a CRL distribution point (the root's CRL) and AIA caIssuers (the root certificate), so that
+    a CRL distribution point (``urls`` of the root: its CRL) and AIA caIssuers (the root
+    certificate), so that
     clients requiring revocation data for every CA in the path find it (RFC 5280 6.3)."""
     days = min(days, max(1, (root.not_valid_after_utc - datetime.now(UTC)).days))
     ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value

@@ -12,14 +12,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy.orm import Session
 
 from ca_service.authority.ca import (
-    RootUrls,
     check_issuing_import,
     create_issuing,
     create_root,
     issuing_csr,
     parse_subject,
 )
-from ca_service.authority.issuer import Issuer, pem
+from ca_service.authority.issuer import CaUrls, Issuer, pem
 from ca_service.config import Settings
 from ca_service.domain import IssuerRecord, IssuerRole, IssuerState, KeyType
 from ca_service.errors import CAError, Kind
@@ -46,9 +45,9 @@ def external_root_name(root: x509.Certificate) -> str:
     return f"root-{root.fingerprint(hashes.SHA256()).hex()[:12]}"
 
 
-def root_urls(settings: Settings, root_name: str) -> RootUrls:
+def root_urls(settings: Settings, root_name: str) -> CaUrls:
     """The root CRL and certificate URLs that issuing CA certificates under ``root_name`` carry."""
-    return RootUrls.of(settings.public_url, root_name)
+    return CaUrls.of(settings.public_url, root_name)
 
 
 def extension_text(settings: Settings, root_name: str) -> str:
