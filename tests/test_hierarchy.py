@@ -14,11 +14,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
 from ca_service import build_services, create_app
+from ca_service.authority.issuer import pem
 from ca_service.domain import IssuerState, Principal, Role
 from ca_service.errors import CAError, Kind
 from ca_service.issuers import REVOKED_ISSUER, lifecycle
+from ca_service.keystore import load_key
+from ca_service.store.models import IssuerRow
 from tests.helpers import make_csr, openssl
 from tests.revocation_helpers import OfflineRoot, ca_files, issue
 
@@ -260,3 +264,54 @@ def _admin_token(svc) -> str:
     from ca_service.enrollment.tokens import create_token
 
     return create_token(svc.db, name="hierarchy-admin", role="admin")
+
+
+def _without_revocation_pointers(cert: x509.Certificate, root_key) -> x509.Certificate:
+    """``cert`` as issuing CAs were made before: the same fields, no CRL DP and no AIA."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.issuer)
+        .public_key(cert.public_key())
+        .serial_number(cert.serial_number)
+        .not_valid_before(cert.not_valid_before_utc)
+        .not_valid_after(cert.not_valid_after_utc)
+    )
+    dropped = (x509.CRLDistributionPoints, x509.AuthorityInformationAccess)
+    for ext in cert.extensions:
+        if not isinstance(ext.value, dropped):
+            builder = builder.add_extension(ext.value, ext.critical)
+    return builder.sign(root_key, hashes.SHA384())
+
+
+def test_an_issuing_ca_made_before_keeps_working(
+    services, client: FlaskClient, admin: dict[str, str], settings, tmp_path: Path
+) -> None:
+    """An issuing CA certificate without CRL DP (made before this release): the root CRL has no
+    issuing distribution point, so openssl -crl_check_all still takes it for that CA, before and
+    after the root revokes it."""
+    cas = services.directory.get()
+    old = cas.require_active()
+    legacy = _without_revocation_pointers(old.certificate, load_key(cas.root.record.key_uri, settings))
+    with services.db.write() as session:
+        session.execute(update(IssuerRow).where(IssuerRow.id == old.id).values(certificate_pem=pem(legacy)))
+    app_services = client.application.extensions["ca_service"]
+    app_services.directory.invalidate()
+    _, device = issue(client, admin, tmp_path, "7C2F80000047", "device")
+    app_services.revocation.publish_due()
+    root_pem, issuing_pem = ca_files(client, tmp_path)
+    assert b"CRL Distribution" not in openssl("x509", "-noout", "-text", "-in", str(issuing_pem)).stdout
+
+    def verify() -> bytes:
+        crls = tmp_path / "crls.pem"
+        crls.write_bytes(
+            client.get(f"/crl/{cas.root.name}.pem").data + client.get(f"/crl/{old.name}.pem").data
+        )
+        args = ["-crl_check_all", "-CAfile", str(root_pem), "-untrusted", str(issuing_pem)]
+        result = openssl("verify", *args, "-CRLfile", str(crls), str(device), check=False)
+        return result.stdout + result.stderr
+
+    assert b": OK" in verify()
+    app_services.revocation.revoke_issuer(old.name, "superseded")
+    app_services.revocation.publish_due()
+    assert b"certificate revoked" in verify()
