@@ -25,6 +25,11 @@ from cryptography.x509 import ocsp
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathValidationError, RevokedError
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
 
 from ca_service import Services, build_services
 from ca_service.domain import Principal, Role
@@ -104,16 +109,24 @@ def hierarchy(make_settings, tmp_path: Path) -> Iterator[Hierarchy]:
         svc.db.dispose()
 
 
-def _validate(h: Hierarchy, name: str) -> None:
-    """pyhanko-certvalidator with revocation data required for every certificate of the path,
-    fetched by itself: the issuing CA through the device certificate's AIA caIssuers, CRLs and
-    OCSP from the URLs in the certificates."""
+BOTH = CertRevTrustPolicy(
+    RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.CRL_AND_OCSP_REQUIRED,
+        intermediate_ca_cert_rule=RevocationCheckingRule.CRL_REQUIRED,
+    )
+)
+
+
+def _validate(h: Hierarchy, name: str, policy: CertRevTrustPolicy | None = None) -> None:
+    """pyhanko-certvalidator with revocation data required for every certificate of the path
+    (``require`` mode, or ``policy``), fetched by itself: the issuing CA through the device
+    certificate's AIA caIssuers, CRLs and OCSP from the URLs in the certificates."""
     anchor = asn1.Certificate.load(x509.load_pem_x509_certificate(h.root.read_bytes()).public_bytes(DER))
     leaf = asn1.Certificate.load(x509.load_pem_x509_certificate(h.cert(name).read_bytes()).public_bytes(DER))
     context = ValidationContext(
         trust_roots=[anchor],
         allow_fetching=True,
-        revocation_mode="require",
+        **({"revinfo_policy": policy} if policy else {"revocation_mode": "require"}),
         fetcher_backend=RequestsFetcherBackend(),  # plain HTTP GETs, no session left open
     )
     validator = CertificateValidator(leaf, validation_context=context)
@@ -122,6 +135,7 @@ def _validate(h: Hierarchy, name: str) -> None:
 
 def test_pyhanko_requires_revocation_data_for_the_whole_path(hierarchy: Hierarchy) -> None:
     _validate(hierarchy, "good")
+    _validate(hierarchy, "good", BOTH)  # the device's CRL and OCSP answer, the root CRL
     with pytest.raises(RevokedError):
         _validate(hierarchy, "bad")
     with pytest.raises(PathValidationError, match=r"(?i)revoked"):
