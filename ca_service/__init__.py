@@ -147,7 +147,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         Devices(enrollment),
         Bundle(db),
         AcmeAuthority(db, enrollment, settings),
-        Renewals(db, settings),
+        Renewals(db, settings, clock),
         revocation,
         OcspResponder(db, directory, signers, settings),
         Publisher(revocation),

@@ -74,6 +74,7 @@ class Settings:
     allowed_curves: tuple[str, ...] = ("secp256r1", "secp384r1")
     min_rsa_bits: int = 2048
     max_rsa_bits: int = 8192
+    rsa_public_exponent: int = 65537  # the only RSA exponent accepted in CSRs (small ones are unsafe)
     oui_allowlist: tuple[str, ...] = ()  # empty: any OUI; else prefixes of canonical MACs
     # Issuance
     default_profile: str = "device"
@@ -375,6 +376,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "workers": (0, 256, "the number of gunicorn workers (0: two per CPU)"),
     "min_rsa_bits": (2048, 16384, "the smallest RSA key accepted in CSRs (bits; below 2048 is unsafe)"),
     "max_rsa_bits": (2048, 16384, "the largest RSA key accepted in CSRs (bits)"),
+    "rsa_public_exponent": (65537, 2**31 - 1, "the RSA public exponent required in CSRs (65537 or larger)"),
     "validity_days": (1, 3650, "the validity of device certificates (days)"),
     "download_ttl_seconds": (60, 30 * 86400, "the lifetime of download URLs (seconds)"),
     "issuer_refresh_seconds": (0, 3600, "how often workers look for an issuer rotation (seconds)"),

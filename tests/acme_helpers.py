@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 from typing import Any
 
 import josepy as jose
 import requests
 from acme import client, messages
 from cryptography.hazmat.primitives.asymmetric import ec
+from flask.testing import FlaskClient
 
 from ca_service import Services
 
@@ -78,4 +81,51 @@ def raw_post(
     jws_body = {"protected": protected, "payload": body, "signature": jose.b64.b64encode(signature).decode()}
     return requests.post(
         url, data=json.dumps(jws_body), headers={"Content-Type": "application/jose+json"}, timeout=10
+    )
+
+
+# -- in-process requests through a Flask test client ---------------------------------------------
+def b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def signed_body(header: dict[str, Any], payload: bytes, sign: Any) -> bytes:
+    protected = jose.b64.b64encode(json.dumps(header).encode()).decode()
+    body = jose.b64.b64encode(payload).decode()
+    signature = sign(f"{protected}.{body}".encode())
+    return json.dumps(
+        {"protected": protected, "payload": body, "signature": jose.b64.b64encode(signature).decode()}
+    ).encode()
+
+
+def acme_post(
+    client: FlaskClient,
+    path: str,
+    payload: dict[str, Any] | None,
+    key: jose.JWKEC,
+    nonce: str | None = None,
+    signer: jose.JWKEC | None = None,
+    **header: Any,
+) -> Any:
+    """A flattened-JWS ACME POST through the test client (``signer``: another key signs it;
+    ``payload`` None: POST-as-GET)."""
+    url = "http://ca.test/acme/" + path
+    nonce = nonce or client.head("/acme/new-nonce").headers["Replay-Nonce"]
+    head = {"alg": "ES256", "url": url, "nonce": nonce, **header}
+    if "kid" not in head:
+        head["jwk"] = key.public_key().to_partial_json()
+    content = b"" if payload is None else json.dumps(payload).encode()
+    body = signed_body(head, content, lambda m: jose.ES256.sign((signer or key).key, m))
+    return client.post("/acme/" + path, data=body, content_type="application/jose+json")
+
+
+def eab_binding(services: Services, key: jose.JWKEC) -> dict[str, Any]:
+    """A fresh EAB key's externalAccountBinding for ``key`` (RFC 8555 section 7.3.4)."""
+    kid, hmac_key = services.acme.create_eab(f"eab-{secrets.token_hex(4)}", ("7C2F80",))
+    return json.loads(  # type: ignore[no-any-return]
+        signed_body(
+            {"alg": "HS256", "kid": kid, "url": "http://ca.test/acme/new-account"},
+            json.dumps(key.public_key().to_partial_json()).encode(),
+            lambda m: jose.HS256.sign(b64url(hmac_key), m),
+        )
     )

@@ -136,7 +136,7 @@ def test_config_shows_what_the_service_uses(env_for: dict[str, str], tmp_path: P
 
 
 def test_dash_is_stdout_and_lists_have_headers_or_json(env_for: dict[str, str], tmp_path: Path) -> None:
-    cli(env_for, "init")
+    cli(env_for, "init", "--dev")
     _, csr = make_csr(tmp_path, "7C2F80C6E5C2")
     issued = subprocess.run(
         [sys.executable, "-m", "ca_service.cli", "issue", "--csr", str(csr), "--out", "-"],

@@ -90,7 +90,7 @@ def test_no_home_anywhere(env_for: dict[str, str], tmp_path: Path) -> None:
     line = one_line_error(run("token", "list"))
     assert "No service home: set CA_SERVICE_HOME" in line and "./var" in line
     (tmp_path / "var").mkdir()
-    assert run("init").returncode == 0 and (tmp_path / "var" / "keys").is_dir()
+    assert run("init", "--dev").returncode == 0 and (tmp_path / "var" / "keys").is_dir()
     assert run("token", "list").stdout.split() == [
         "NAME",
         "ROLE",
@@ -134,6 +134,7 @@ def test_a_bind_address_in_use(env_for: dict[str, str]) -> None:
 
 
 def test_an_unexpected_error_is_one_line_unless_debug(env_for: dict[str, str], tmp_path: Path) -> None:
+    env_for = {**env_for, "CA_SERVICE_KEY_PASSPHRASE": "correct horse battery staple"}  # no warning
     cli(env_for, "init")
     _, csr = make_csr(tmp_path, "7C2F80C6E5C2")
     out = str(tmp_path / "missing" / "dev.crt")

@@ -4,7 +4,6 @@ and PostgreSQL wherever storage is involved."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
@@ -25,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from flask import Flask
@@ -52,6 +51,7 @@ from ca_service.store.models import (
     WrappedKeyRow,
     utcnow,
 )
+from tests.acme_helpers import acme_post, b64url, eab_binding
 
 PREFIX = "urn:ca-service:problem:"
 
@@ -113,7 +113,7 @@ def _api_operations(app: Flask) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/"):
             continue
-        path = re.sub(r"<int:[^>]+>", "1", rule.rule)
+        path = re.sub(r"<int[:(][^>]+>", "1", rule.rule)
         path = re.sub(r"<[^>]+>", "7C2F80E0D605", path)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             with app.test_request_context(path, method=method):
@@ -448,7 +448,9 @@ def test_config_masks_the_database_password(tmp_path: Path) -> None:
     assert shown.exit_code == 0
     assert "Secret" not in shown.output and "horse" not in shown.output
     dumped = json.loads(shown.output)
-    assert dumped["database_url"] == "postgresql://ca:***@db.example:5432/ca?password=***"
+    assert (
+        dumped["database_url"] == "postgresql+psycopg://ca:***@db.example:5432/ca?password=***"
+    )  # the driver used
     assert dumped["key_passphrase"].startswith("(set")  # where from, never the value
 
 
@@ -509,10 +511,6 @@ def test_eab_keys_sealed_the_old_way_still_open_and_are_resealed(services: Servi
     assert wrapping.unwrap(sealed, eab_context(kid)) == b64url(key)
 
 
-def b64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 # -- MAC spellings: ASCII hex digits and the documented separators only ------------------------
 @pytest.mark.parametrize(
     "mac",
@@ -539,51 +537,11 @@ def test_macs_with_lookalike_characters_are_refused(
 
 
 # -- ACME contact: mailto only ------------------------------------------------------------------
-def _jws(header: dict[str, Any], payload: bytes, sign: Any) -> bytes:
-    protected = jose.b64.b64encode(json.dumps(header).encode()).decode()
-    body = jose.b64.b64encode(payload).decode()
-    signature = sign(f"{protected}.{body}".encode())
-    return json.dumps(
-        {"protected": protected, "payload": body, "signature": jose.b64.b64encode(signature).decode()}
-    ).encode()
-
-
-def _acme(
-    client: FlaskClient,
-    path: str,
-    payload: dict[str, Any],
-    key: jose.JWKEC,
-    nonce: str | None = None,
-    signer: jose.JWKEC | None = None,
-    **header: Any,
-) -> Any:
-    """A flattened-JWS ACME POST through the test client (``signer``: another key signs it)."""
-    url = "http://ca.test/acme/" + path
-    nonce = nonce or client.head("/acme/new-nonce").headers["Replay-Nonce"]
-    head = {"alg": "ES256", "url": url, "nonce": nonce, **header}
-    if "kid" not in head:
-        head["jwk"] = key.public_key().to_partial_json()
-    body = _jws(head, json.dumps(payload).encode(), lambda m: jose.ES256.sign((signer or key).key, m))
-    return client.post("/acme/" + path, data=body, content_type="application/jose+json")
-
-
-def _binding(services: Services, key: jose.JWKEC) -> dict[str, Any]:
-    """A fresh EAB key's externalAccountBinding for ``key`` (RFC 8555 section 7.3.4)."""
-    kid, hmac_key = services.acme.create_eab(f"eab-{secrets.token_hex(4)}", ("7C2F80",))
-    return json.loads(  # type: ignore[no-any-return]
-        _jws(
-            {"alg": "HS256", "kid": kid, "url": "http://ca.test/acme/new-account"},
-            json.dumps(key.public_key().to_partial_json()).encode(),
-            lambda m: jose.HS256.sign(b64url(hmac_key), m),
-        )
-    )
-
-
 def test_forged_acme_requests_do_not_spend_a_nonce(client: FlaskClient, services: Services) -> None:
     """The signature is verified before the nonce is redeemed: a forged POST (a valid nonce, a
     signature by another key) writes nothing, and the nonce still works for its owner."""
     key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    made = _acme(client, "new-account", {"externalAccountBinding": _binding(services, key)}, key)
+    made = acme_post(client, "new-account", {"externalAccountBinding": eab_binding(services, key)}, key)
     assert made.status_code == 201, made.json
     account_url = made.headers["Location"]
     order = {"identifiers": [{"type": "permanent-identifier", "value": MAC}]}
@@ -595,12 +553,12 @@ def test_forged_acme_requests_do_not_spend_a_nonce(client: FlaskClient, services
         {"signer": forger},  # jwk of the forger's own, on a kid-only resource
         {"signer": forger, "kid": "http://ca.test/acme/acct/999999"},
     ):
-        forged = _acme(client, "new-order", order, key, nonce=nonce, **attempt)
+        forged = acme_post(client, "new-order", order, key, nonce=nonce, **attempt)
         assert (
             forged.status_code in (400, 403) and forged.json["type"] != "urn:ietf:params:acme:error:badNonce"
         )
     assert rows(services) == before
-    real = _acme(client, "new-order", order, key, nonce=nonce, kid=account_url)
+    real = acme_post(client, "new-order", order, key, nonce=nonce, kid=account_url)
     assert real.status_code == 201, real.json
 
 
@@ -618,19 +576,19 @@ def test_forged_acme_requests_do_not_spend_a_nonce(client: FlaskClient, services
 )
 def test_acme_contacts_are_mailto_only(client: FlaskClient, services: Services, contact: Any) -> None:
     key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    eab = _binding(services, key)
+    eab = eab_binding(services, key)
     warm_up(client)
     before = rows(services)
-    refused = _acme(client, "new-account", {"contact": contact, "externalAccountBinding": eab}, key)
+    refused = acme_post(client, "new-account", {"contact": contact, "externalAccountBinding": eab}, key)
     assert refused.status_code == 400 and refused.json["type"] == "urn:ietf:params:acme:error:invalidContact"
     assert rows(services) == before | {"acme_nonces": before["acme_nonces"] + 1}  # the redeemed nonce
-    made = _acme(
+    made = acme_post(
         client, "new-account", {"contact": ["mailto:ops@example.com"], "externalAccountBinding": eab}, key
     )
     assert made.status_code == 201, made.json
     account_url = made.headers["Location"]
     path = account_url.removeprefix("http://ca.test/acme/")
-    update_refused = _acme(client, path, {"contact": contact}, key, kid=account_url)
+    update_refused = acme_post(client, path, {"contact": contact}, key, kid=account_url)
     assert update_refused.json["type"] == "urn:ietf:params:acme:error:invalidContact"
     with services.db.read() as session:
         assert session.scalar(select(AcmeAccountRow.contact)) == ["mailto:ops@example.com"]
@@ -706,3 +664,54 @@ def test_import_report_neutralises_formulas(
         cells = [cell for row in csv.reader(fh) for cell in row]
     assert not any(c.startswith(("=", "+", "-", "@")) for c in cells), cells
     assert '\'=HYPERLINK("http://x.example"' in " ".join(cells)
+
+
+# -- the remaining lows: an anchor id past BIGINT, RSA e = 3, inspection outside one's scope ---------
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_an_anchor_id_past_bigint_is_404(
+    client: FlaskClient, admin: dict[str, str], services: Services, method: str
+) -> None:
+    before = rows(services)
+    response = client.open("/api/v1/trust/anchors/9223372036854775808", method=method, headers=admin)
+    assert "no such resource" in problem(response, 404)["detail"]
+    assert rows(services) == before
+
+
+def test_rsa_public_exponent_3_is_refused(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    key = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, MAC)]))
+        .sign(key, hashes.SHA256())
+    )
+    before = rows(services)
+    pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+    response = client.post("/api/v1/certificates", json={"csr": pem}, headers=admin)
+    detail = problem(response, 422, "bad-key")["detail"]
+    assert "public exponent 3 are refused" in detail and "must be 65537" in detail
+    assert rows(services) == before
+
+
+def test_inspection_shows_our_record_only_within_the_scope(
+    client: FlaskClient, admin: dict[str, str], token: Any, services: Services
+) -> None:
+    cert = _issued(client, admin)
+    revoked = client.post(
+        f"/api/v1/certificates/{cert['serial']}/revoke", json={"reason": "superseded"}, headers=admin
+    )
+    assert revoked.status_code == 200
+    outsider, insider = token("provisioner", "589EC6"), token("provisioner", MAC[:6])
+    seen = {
+        who: client.post(
+            "/api/v1/inspect",
+            data=cert["certificate_pem"],
+            headers={**h, "Content-Type": "application/x-pem-file"},
+        )
+        for who, h in (("outsider", outsider), ("insider", insider))
+    }
+    assert seen["insider"].json["ours"]["status"] == "revoked"
+    hidden = seen["outsider"].json
+    assert hidden["ours"] == {"serial": cert["serial"], "known": None}
+    assert "revoked" not in json.dumps(hidden).lower().replace("revoked_by", "")

@@ -16,9 +16,19 @@ import josepy as jose
 from flask import Blueprint, Response, current_app, g, request
 
 from ca_service.acme import jws
-from ca_service.acme.problems import from_caerror
+from ca_service.acme.problems import from_caerror, log
 from ca_service.domain import parse_serial
-from ca_service.enrollment.acme import Account, AcmeAuthority, Order, check_contact
+from ca_service.enrollment.acme import (
+    BAD_NONCE,
+    DEACTIVATED,
+    NOT_VERIFIED,
+    Account,
+    AcmeAuthority,
+    Order,
+    Redemption,
+    StaleSigner,
+    check_contact,
+)
 from ca_service.errors import CAError, Kind
 
 bp = Blueprint("acme", __name__, url_prefix="/acme")
@@ -58,6 +68,10 @@ def finish(response: Response) -> Response:
     ACME request, also when routing failed before the blueprint was reached): the directory
     link, no caching, and a fresh ``Replay-Nonce`` on POSTs, new-nonce and every error
     (RFC 8555 sections 6.5 and 7.2)."""
+    redemption: Redemption | None = g.get("acme_redemption")
+    if redemption is not None and not redemption.redeemed and response.status_code >= 400:
+        if not _spend(redemption):  # a replay, found out only now: badNonce after all
+            response = from_caerror(CAError(Kind.BAD_NONCE, BAD_NONCE))
     response.headers.add("Link", f'<{base()}/directory>;rel="index"')
     response.headers["Cache-Control"] = "no-store"
     if request.method == "POST" or request.endpoint == "acme.new_nonce" or response.status_code >= 400:
@@ -71,6 +85,18 @@ def finish(response: Response) -> Response:
     return response
 
 
+def _spend(redemption: Redemption) -> bool:
+    """A verified request refused before its own transaction still uses up its nonce (section
+    6.5: a nonce is accepted once), in a transaction of its own. False when the nonce had been
+    used before: the request was a replay, and is answered badNonce. A database failure here
+    leaves the answer as it was."""
+    try:
+        return authority().use_nonce(redemption.nonce)[0]
+    except CAError:
+        log.warning("nonce of a refused request not recorded", extra={"account": redemption.signer.id})
+        return True
+
+
 # -- request authentication (section 6.2-6.5) -------------------------------------------------
 def _account_id(kid: str) -> int:
     prefix = base() + "/acct/"
@@ -80,11 +106,14 @@ def _account_id(kid: str) -> int:
     return int(tail)
 
 
-def signed_request(allow_jwk: bool = False) -> tuple[jws.Signed, Account | None, jose.JWK]:
+def signed_request(
+    allow_jwk: bool = False, defer: bool = False
+) -> tuple[jws.Signed, Account | None, jose.JWK]:
     """Parse and authenticate the JWS of this POST: (request, account or None, signing key).
 
     With ``allow_jwk`` (newAccount; revocation by certificate key) ``jwk`` may sign; all
-    others with the ``kid`` of an existing, valid account."""
+    others with the ``kid`` of an existing, valid account. With ``defer`` the nonce is only
+    checked here; ``g.acme_redemption`` redeems it in the view's own write transaction."""
     if request.mimetype != JOSE_JSON:
         raise CAError(Kind.MALFORMED, f"Send ACME requests as {JOSE_JSON}.")
     signed = jws.parse(request.get_data())
@@ -97,24 +126,41 @@ def signed_request(allow_jwk: bool = False) -> tuple[jws.Signed, Account | None,
         raise CAError(Kind.MALFORMED, "newAccount requests are signed with 'jwk', not 'kid'.")
     account_id = _account_id(str(signed.header["kid"])) if "kid" in signed.header else None
     g.acme_account = account_id
-    account = authority().account(account_id) if account_id is not None else None
-    if account_id is not None and account is None:
-        raise CAError(Kind.ACCOUNT_MISSING, "There is no account with this key id.")
-    key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
-    jws.verify(signed, key)  # before the nonce is redeemed: a forged request writes nothing
-    ok, g.acme_nonce = authority().use_nonce(signed.header["nonce"])
+    # The key comes from the worker's copy of the account (no read per request); when it does
+    # not verify, or changed meanwhile (key rollover on another worker), read it again once.
+    current: Account | None = None
+    for fresh in (False, True):
+        account = authority().signer(account_id, fresh=fresh) if account_id is not None else None
+        if account_id is not None and account is None:
+            raise CAError(Kind.ACCOUNT_MISSING, "There is no account with this key id.")
+        key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
+        try:
+            jws.verify(signed, key)  # before the nonce is redeemed: a forged request writes nothing
+            nonce = signed.header["nonce"]
+            if defer and account is not None:  # checked now, redeemed in the view's transaction
+                ok, current = authority().nonces.check(nonce) is not None, account
+                g.acme_nonce = authority().new_nonce()
+                g.acme_redemption = Redemption(authority(), nonce, account)
+            else:
+                ok, g.acme_nonce, current = authority().use_nonce(nonce, account)
+            break
+        except (CAError, StaleSigner) as exc:
+            if account is None or (fresh and isinstance(exc, CAError)):
+                raise
+            if fresh:
+                raise CAError(Kind.MALFORMED, NOT_VERIFIED) from exc
+    account = current
     if not ok:
-        raise CAError(
-            Kind.BAD_NONCE, "The nonce is unknown, used or expired; retry with the Replay-Nonce given."
-        )
+        raise CAError(Kind.BAD_NONCE, BAD_NONCE)
     if account is not None and account.status != "valid":
-        raise CAError(Kind.UNAUTHORIZED, "This account is deactivated.")
+        raise CAError(Kind.UNAUTHORIZED, DEACTIVATED)
     return signed, account, key
 
 
-def account_request() -> tuple[jws.Signed, Account]:
-    """An authenticated request signed by an existing, valid account (``kid``)."""
-    signed, account, _ = signed_request()
+def account_request(defer: bool = False) -> tuple[jws.Signed, Account]:
+    """An authenticated request signed by an existing, valid account (``kid``); ``defer``: see
+    :func:`signed_request`."""
+    signed, account, _ = signed_request(defer=defer)
     if account is None:  # unreachable: signed_request demands 'kid' unless allow_jwk
         raise CAError(Kind.MALFORMED, "This request must be signed with the account's 'kid'.")
     return signed, account
@@ -290,9 +336,11 @@ def key_change() -> Response:
 # -- orders, authorizations, finalize, certificates (sections 7.4, 7.5) ------------------------
 @bp.post("/new-order")
 def new_order() -> Response:
-    signed, acct = account_request()
+    signed, acct = account_request(defer=True)
     body = payload_object(signed)
-    order = authority().new_order(acct, body.get("identifiers"), body.get("profile"), body.get("replaces"))
+    order = authority().new_order(
+        acct, body.get("identifiers"), body.get("profile"), body.get("replaces"), g.acme_redemption
+    )
     return reply(order_body(order), 201, order_url(order))
 
 
@@ -350,13 +398,13 @@ def challenge_body(order: Order, index: int) -> dict[str, Any]:
 
 @bp.post("/order/<token>/finalize")
 def finalize(token: str) -> Response:
-    signed, acct = account_request()
+    signed, acct = account_request(defer=True)
     body = payload_object(signed)
     try:
         csr = jose.b64.b64decode(body["csr"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CAError(Kind.BAD_CSR, "'csr' is the base64url DER of a PKCS#10 request.") from exc
-    done = authority().finalize(acct, token, csr)
+    done = authority().finalize(acct, token, csr, g.acme_redemption)
     return reply(order_body(done), 200, order_url(done))
 
 

@@ -96,7 +96,7 @@ class Anchors(MethodView):
         return anchor, 201, {"Location": f"/api/v1/trust/anchors/{anchor['id']}"}
 
 
-@blp.route("/trust/anchors/<int:anchor_id>")
+@blp.route("/trust/anchors/<int(max=9223372036854775807):anchor_id>")  # a BIGINT id
 class Anchor(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(200, AnchorSchema)
@@ -125,7 +125,7 @@ class Anchor(MethodView):
 def inspect(body: dict[str, Any]) -> Any:
     """Say what a device certificate is: MAC, generation, key, signature, validity, whether it
     chains to the trust bundle, for ours its revocation state, and what to do next."""
-    return services().bundle.inspect(_upload(body.get("pem")))
+    return services().bundle.inspect(_upload(body.get("pem")), principal())
 
 
 @blp.route("/compatibility")

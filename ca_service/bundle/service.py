@@ -26,9 +26,9 @@ from ca_service.bundle.anchors import (
 )
 from ca_service.bundle.inspect import OURS, Inspection, inspect_chain
 from ca_service.bundle.render import Entry, digest, entry_json, ordered, render_pem
-from ca_service.domain import IssuerRole, Principal, Role, serial_text
+from ca_service.domain import IssuerRole, MacAddress, Principal, Role, serial_text
 from ca_service.errors import CAError, Kind
-from ca_service.policy import require_role
+from ca_service.policy import in_scope, require_role
 from ca_service.store import Database, audit, trust
 from ca_service.store import certificates as certs
 from ca_service.store import issuers as issuer_store
@@ -231,19 +231,24 @@ class Bundle:
         ]
 
     # -- inspection and compatibility -------------------------------------------------------
-    def inspect(self, data: bytes | str) -> dict[str, Any]:
-        """Classify a device certificate (PEM or DER, PEM optionally followed by its chain)."""
+    def inspect(self, data: bytes | str, principal: Principal) -> dict[str, Any]:
+        """Classify a device certificate (PEM or DER, PEM optionally followed by its chain); our
+        record of it (status, lineage) is added only for a device in ``principal``'s scope."""
         with self.db.read() as session:
             entries = self._entries(session)
             bundle = [(e, x509.load_pem_x509_certificate(e.pem.encode())) for e in entries]
             result = inspect_chain(data, bundle, datetime.now(UTC))
             if result.generation == OURS:
-                self._add_ours(session, result)
+                self._add_ours(session, result, principal)
         return dataclasses.asdict(result)
 
-    def _add_ours(self, session: Session, result: Inspection) -> None:
+    def _add_ours(self, session: Session, result: Inspection, principal: Principal) -> None:
         serial = serial_text(int(result.serial, 16))
         row = certs.by_serial(session, serial)
+        if row is not None and not in_scope(principal, MacAddress(row.mac)):
+            result.ours = {"serial": serial, "known": None}
+            result.advice.insert(0, "Signed by our CA; its record is outside your token's scope.")
+            return
         if row is None:
             result.ours = {"serial": serial, "known": False}
             result.advice.insert(0, "Signed by our CA, but no certificate with this serial is on record.")

@@ -179,7 +179,7 @@ def show_config(ctx: click.Context) -> None:
     dump.update(
         home=str(settings.home.resolve()),
         home_exists=settings.home.is_dir(),
-        database_url=masked_url(settings.database_url or settings.sqlalchemy_url),
+        database_url=masked_url(settings.sqlalchemy_url),
         bind=gunicorn["bind"],
         workers=gunicorn["workers"],
         key_passphrase=_passphrase_source(settings),

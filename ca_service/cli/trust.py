@@ -153,7 +153,7 @@ def trust_capture(
 @click.pass_context
 def inspect_command(ctx: click.Context, file: Path, as_json: bool) -> None:
     """Say what a device certificate (PEM or DER, optionally followed by its chain) is."""
-    r = services_of(settings_of(ctx)).bundle.inspect(file.read_bytes())
+    r = services_of(settings_of(ctx)).bundle.inspect(file.read_bytes(), actor())
     if as_json:
         click.echo(json.dumps(r, indent=2, sort_keys=True))
         return

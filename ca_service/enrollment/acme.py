@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,11 +30,11 @@ from ca_service.renewal.certid import parse_cert_id
 from ca_service.store import Database, audit
 from ca_service.store import acme as store
 from ca_service.store import certificates as certs
-from ca_service.store.models import utcnow
 
 log = logging.getLogger("ca_service.enrollment")
 
 IDENTIFIER_TYPES = ("permanent-identifier", "dns")
+SIGNERS_KEPT = 4096  # accounts whose key a worker keeps to verify requests without a read
 # refusals of a CSR's content; at finalize they are one badCSR (RFC 8555 section 7.4)
 CSR_REFUSALS = (Kind.BAD_KEY, Kind.BAD_SIGNATURE_ALGORITHM, Kind.BAD_IDENTIFIER)
 LEGACY_EAB_CONTEXT = b"acme-eab"  # associated data of EAB HMAC keys sealed before issue 13
@@ -132,6 +133,39 @@ def _order(row: store.OrderRecord, now: datetime) -> Order:
     )
 
 
+class StaleSigner(Exception):
+    """The key that verified a request is no longer its account's (or the account is gone)."""
+
+
+BAD_NONCE = "The nonce is unknown, used or expired; retry with the Replay-Nonce given."
+DEACTIVATED = "This account is deactivated."
+NOT_VERIFIED = "The JWS signature does not verify with the account key."
+
+
+@dataclass
+class Redemption:
+    """The nonce of a request whose JWS verified with ``signer``'s key, redeemed as the first
+    write of the request's own transaction (RFC 8555 section 6.5; one transaction per request
+    instead of two). A :data:`~ca_service.store.certificates.Write`; ``redeemed`` turns true
+    inside that transaction."""
+
+    authority: AcmeAuthority
+    nonce: str
+    signer: Account
+    redeemed: bool = False
+
+    def __call__(self, session: Session, serial: str | None = None) -> None:
+        try:
+            ok, current = self.authority.redeem_in(session, self.nonce, self.signer)
+        except StaleSigner as exc:
+            raise CAError(Kind.MALFORMED, NOT_VERIFIED) from exc
+        if not ok:
+            raise CAError(Kind.BAD_NONCE, BAD_NONCE)
+        if current is not None and current.status != "valid":
+            raise CAError(Kind.UNAUTHORIZED, DEACTIVATED)
+        self.redeemed = True
+
+
 class AcmeAuthority:
     """ACME state on behalf of the web layer; every change is audited in its transaction."""
 
@@ -139,28 +173,71 @@ class AcmeAuthority:
         self.db = db
         self.enrollment = enrollment
         self.settings = settings
-        self.nonces = Nonces(db, settings.acme_nonce_seconds)
+        self.clock = enrollment.clock
+        self.nonces = Nonces(db, settings.acme_nonce_seconds, self.clock)
+        self._signers: OrderedDict[int, Account] = OrderedDict()
 
     # -- nonces (section 6.5) ---------------------------------------------------------------
     def new_nonce(self) -> str:
         """A fresh nonce (no database write, see :mod:`ca_service.enrollment.nonces`)."""
         return self.nonces.mint()
 
-    def use_nonce(self, presented: str) -> tuple[bool, str]:
-        """Redeem ``presented`` and mint the next nonce: (was the nonce good, next nonce). A
-        nonce we did not issue, or that expired, is refused without touching the database; the
-        web layer redeems only for a request whose signature it verified, so a forged request
-        writes nothing."""
+    def use_nonce(self, presented: str, signer: Account | None = None) -> tuple[bool, str, Account | None]:
+        """Redeem ``presented`` and mint the next nonce: (was the nonce good, next nonce, the
+        signing account as it is now). A nonce we did not issue, or that expired, is refused
+        without touching the database; the web layer redeems only for a request whose signature
+        it verified with ``signer``'s key, so a forged request writes nothing."""
         fresh = self.nonces.mint()
         if self.nonces.check(presented) is None:
-            return False, fresh
+            return False, fresh, None
         with self.db.write() as session:
-            return self.nonces.redeem(session, presented), fresh
+            ok, current = self.redeem_in(session, presented, signer)
+        return ok, fresh, current
+
+    def redeem_in(
+        self, session: Session, presented: str, signer: Account | None
+    ) -> tuple[bool, Account | None]:
+        """Redeem ``presented`` in ``session``'s transaction: (was it unused, the signing
+        account as it is now). The account is read again here, so its status, scopes and key
+        are current on any host: when its key is no longer the one that verified the request (a
+        key change elsewhere) or it is gone, :class:`StaleSigner` rolls the transaction back."""
+        if not self.nonces.redeem(session, presented):
+            return False, None
+        if signer is None:
+            return True, None
+        row = store.account(session, signer.id)
+        current = _account(row) if row else None
+        if current is None or current.jwk != signer.jwk:
+            self._signers.pop(signer.id, None)
+            raise StaleSigner(signer.id)
+        self._keep(current)
+        return True, current
 
     def account(self, account_id: int) -> Account | None:
         with self.db.read() as session:
             row = store.account(session, account_id)
             return _account(row) if row else None
+
+    def signer(self, account_id: int, *, fresh: bool = False) -> Account | None:
+        """The account whose key verifies a request's JWS: as this worker last saw it (no
+        database read), or read now with ``fresh`` or on first use. Only the key is taken from
+        here; :meth:`use_nonce` re-reads everything else inside its transaction."""
+        kept = None if fresh else self._signers.get(account_id)
+        if kept is not None:
+            self._signers.move_to_end(account_id)
+            return kept
+        current = self.account(account_id)
+        if current is None:
+            self._signers.pop(account_id, None)
+        else:
+            self._keep(current)
+        return current
+
+    def _keep(self, account: Account) -> None:
+        self._signers[account.id] = account
+        self._signers.move_to_end(account.id)
+        while len(self._signers) > SIGNERS_KEPT:
+            self._signers.popitem(last=False)
 
     # -- external account binding keys (section 7.3.4) --------------------------------------
     def create_eab(self, name: str, scopes: tuple[str, ...], actor: str = "cli") -> tuple[str, str]:
@@ -183,7 +260,7 @@ class AcmeAuthority:
                 name=name,
                 scopes=",".join(clean),
                 hmac_key=wrapping_key(self.settings).wrap(key, eab_context(kid)),
-                created_at=utcnow(),
+                created_at=self.clock.now(),
             )
             audit.record(
                 session,
@@ -250,7 +327,7 @@ class AcmeAuthority:
                 contact=contact,
                 eab_id=key.id,
                 scopes=key.scopes,
-                created_at=utcnow(),
+                created_at=self.clock.now(),
             )
             if not store.bind_eab(session, key.id, row.id):
                 raise CAError(
@@ -317,10 +394,16 @@ class AcmeAuthority:
         return mac
 
     def new_order(
-        self, account: Account, identifiers: object, profile: object = None, replaces: object = None
+        self,
+        account: Account,
+        identifiers: object,
+        profile: object = None,
+        replaces: object = None,
+        redeem: Redemption | None = None,
     ) -> Order:
         """One device per order: every identifier must name the same MAC within the account's
-        EAB scope; the authorizations are then valid at once and the order is ``ready``."""
+        EAB scope; the authorizations are then valid at once and the order is ``ready``. The
+        request's nonce (``redeem``) is spent in the transaction that stores the order."""
         if not isinstance(identifiers, list) or not 1 <= len(identifiers) <= 4:
             raise CAError(Kind.MALFORMED, "An order lists 1 to 4 identifiers of one device.")
         macs, subproblems = [], []
@@ -345,9 +428,11 @@ class AcmeAuthority:
         chosen = self.settings.profile(profile or None)
         if replaces is not None:
             self._check_replaces(account, mac, replaces)
-        now = utcnow()
+        now = self.clock.now()
         clean = [{"type": str(i["type"]), "value": str(i["value"])} for i in identifiers]  # type: ignore[index]
         with self.db.write() as session:
+            if redeem is not None:
+                redeem(session)
             row = store.add_order(
                 session,
                 token=secrets.token_urlsafe(16),
@@ -396,15 +481,18 @@ class AcmeAuthority:
             row = store.order(session, token[:32])
             if row is None or row.account_id != account.id:
                 raise CAError(Kind.NOT_FOUND, "No such order for this account.")
-            return _order(row, utcnow())
+            return _order(row, self.clock.now())
 
     def orders(self, account: Account) -> list[str]:
         with self.db.read() as session:
             return store.order_tokens(session, account.id)
 
-    def finalize(self, account: Account, token: str, csr_der: bytes) -> Order:
+    def finalize(
+        self, account: Account, token: str, csr_der: bytes, redeem: Redemption | None = None
+    ) -> Order:
         """Section 7.4: issue through :meth:`Enrollment.issue` (same policy and profile as REST);
-        the order becomes valid in the issuing transaction."""
+        the order becomes valid, and the request's nonce (``redeem``) is spent, in the issuing
+        transaction."""
         order = self.order(account, token)
         if order.status != "ready":
             raise CAError(Kind.ORDER_NOT_READY, f"The order is {order.status}, not ready.")
@@ -421,7 +509,7 @@ class AcmeAuthority:
                 order.profile,
                 replaces=parse_cert_id(order.replaces)[1] if order.replaces else None,
                 expected_mac=MacAddress(order.mac),
-                also=(complete,),
+                also=(complete,) if redeem is None else (redeem, complete),
             )
         except CAError as exc:
             if exc.kind in CSR_REFUSALS:  # section 7.4: whatever is wrong with the CSR is badCSR

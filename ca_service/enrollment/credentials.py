@@ -45,7 +45,7 @@ from ca_service.store import certificates as certs
 from ca_service.store import credentials as store
 from ca_service.store import devices as device_store
 from ca_service.store.certificates import CertificateRecord, Write
-from ca_service.store.models import DeviceCredentialRow, DownloadTokenRow, utcnow
+from ca_service.store.models import DeviceCredentialRow, DownloadTokenRow
 
 log = logging.getLogger("ca_service.enrollment")
 
@@ -117,6 +117,7 @@ class Credentials:
     def __init__(self, enrollment: Enrollment, settings: Settings) -> None:
         self.enrollment = enrollment
         self.db = enrollment.db
+        self.clock = enrollment.clock
         self.settings = settings
         self.window_shape = WindowShape.from_settings(settings)
 
@@ -182,7 +183,7 @@ class Credentials:
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         wrapping = self.wrapping_key()
-        now = utcnow()
+        now = self.clock.now()
         expires = now + timedelta(seconds=self.settings.download_ttl_seconds)
         bind = self.settings.download_bind_user_agent if bind_user_agent is None else bind_user_agent
         tokens = {"cert": secrets.token_urlsafe(TOKEN_BYTES), "key": secrets.token_urlsafe(TOKEN_BYTES)}
@@ -255,7 +256,7 @@ class Credentials:
 
     # -- the provisioning step --------------------------------------------------------------
     def _latest(self, mac: MacAddress) -> _Latest:
-        now = utcnow()
+        now = self.clock.now()
         with self.db.read() as session:
             latest = store.latest_for_device(session, mac.value)
             if latest is None:
@@ -308,7 +309,7 @@ class Credentials:
         before commit)."""
         mac = self._authorize(mac_text, principal, "provisioning.step")
         for _ in range(3):
-            now = utcnow()
+            now = self.clock.now()
             latest = self._latest(mac)
             cred, cert_row = latest.credential, latest.certificate
             if latest.waiting:
@@ -349,7 +350,7 @@ class Credentials:
     def _fresh_urls(self, credential: DeviceCredentialRow, principal: Principal, mac: MacAddress) -> Delivery:
         tokens = {"cert": secrets.token_urlsafe(TOKEN_BYTES), "key": secrets.token_urlsafe(TOKEN_BYTES)}
         bind = credential.bind_mac
-        now = utcnow()
+        now = self.clock.now()
         wrapping = self.wrapping_key()
         with self.db.write() as session:
             device_store.locked(session, mac.value)
@@ -386,7 +387,7 @@ class Credentials:
         action = f"download.{kind}"
         try:
             with self.db.write() as session:
-                now = utcnow()
+                now = self.clock.now()
                 if tok.expires_at <= now:
                     raise CAError(Kind.GONE, "This download URL has expired; fetch a new provisioning step.")
                 if kind == "key" and tok.used_at is not None:
@@ -440,7 +441,7 @@ class Credentials:
     def purge(self) -> int:
         """Delete every wrapped key whose download expired (also done on each access)."""
         with self.db.write() as session:
-            count = store.purge(session, utcnow())
+            count = store.purge(session, self.clock.now())
             if count:
                 audit.record(session, actor="system", action="credentials.purge", detail={"keys": count})
         return count

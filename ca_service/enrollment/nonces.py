@@ -18,11 +18,11 @@ import hmac
 import secrets
 import struct
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from ca_service.clock import SYSTEM, Clock
 from ca_service.store import Database
 from ca_service.store import acme as store
 
@@ -35,9 +35,10 @@ PURGE_ONE_IN = 64  # redemptions that also purge expired records
 class Nonces:
     """Mints and redeems nonces for one worker; the key is loaded once."""
 
-    def __init__(self, db: Database, lifetime_seconds: int) -> None:
+    def __init__(self, db: Database, lifetime_seconds: int, clock: Clock = SYSTEM) -> None:
         self.db = db
         self.lifetime = lifetime_seconds
+        self.clock = clock
         self._key: bytes | None = None
         self._lock = threading.Lock()
 
@@ -54,7 +55,7 @@ class Nonces:
 
     def mint(self) -> str:
         """A fresh nonce; no database write (after the key was loaded once)."""
-        body = struct.pack(">I", int(time.time())) + secrets.token_bytes(RANDOM_BYTES)
+        body = struct.pack(">I", int(self.clock.now().timestamp())) + secrets.token_bytes(RANDOM_BYTES)
         return base64.urlsafe_b64encode(body + self._tag(body)).rstrip(b"=").decode("ascii")
 
     def check(self, presented: object) -> tuple[str, datetime] | None:
@@ -70,7 +71,7 @@ class Nonces:
         if len(raw) != 4 + RANDOM_BYTES + TAG_BYTES or not hmac.compare_digest(tag, self._tag(body)):
             return None
         issued = struct.unpack(">I", body[:4])[0]
-        age = time.time() - issued
+        age = self.clock.now().timestamp() - issued
         if not -60 <= age <= self.lifetime:  # a minute of clock skew between hosts
             return None
         return presented, datetime.fromtimestamp(issued, UTC) + timedelta(seconds=self.lifetime)
@@ -85,5 +86,5 @@ class Nonces:
         if not store.redeem_nonce(session, value, expires_at):
             return False
         if secrets.randbelow(PURGE_ONE_IN) == 0:
-            store.purge_nonces(session, datetime.now(UTC))
+            store.purge_nonces(session, self.clock.now())
         return True

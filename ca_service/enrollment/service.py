@@ -50,7 +50,6 @@ from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
 from ca_service.store import issuers as issuers_store
 from ca_service.store.certificates import CertificateRecord, SerialTaken, Write
-from ca_service.store.models import utcnow
 
 log = logging.getLogger("ca_service.enrollment")
 
@@ -99,12 +98,14 @@ class Enrollment:
         self.db = db
         self.directory = directory
         self.signers = signers
+        self.clock = clock
         self.settings = settings
         self.limits = RateLimits(db, settings, clock)
         self.rules = CsrRules(
             allowed_curves=settings.allowed_curves,
             min_rsa_bits=settings.min_rsa_bits,
             max_rsa_bits=settings.max_rsa_bits,
+            rsa_public_exponent=settings.rsa_public_exponent,
             oui_allowlist=settings.oui_allowlist,
         )
 
@@ -179,7 +180,7 @@ class Enrollment:
                 "der": der,
                 "replaces": replaces,
                 "created_by": principal.label,
-                "created_at": utcnow(),
+                "created_at": self.clock.now(),
             }
             serial_hex = values["serial"]
             try:

@@ -41,6 +41,7 @@ class CsrRules:
     allowed_curves: tuple[str, ...] = ("secp256r1", "secp384r1")
     min_rsa_bits: int = 2048
     max_rsa_bits: int = 8192
+    rsa_public_exponent: int = 65537
     oui_allowlist: tuple[str, ...] = ()
 
 
@@ -199,6 +200,13 @@ def key_type_of(public_key: object, rules: CsrRules) -> str:
             )
         if bits > rules.max_rsa_bits:
             raise CAError(Kind.BAD_KEY, f"RSA keys longer than {rules.max_rsa_bits} bits are refused.")
+        exponent = public_key.public_numbers().e
+        if exponent != rules.rsa_public_exponent:
+            raise CAError(
+                Kind.BAD_KEY,
+                f"RSA keys with public exponent {exponent} are refused; the exponent must be "
+                f"{rules.rsa_public_exponent}.",
+            )
         return f"rsa-{bits}"
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         curve = public_key.curve.name

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
+from ca_service.clock import SYSTEM, Clock
 from ca_service.config import Settings
 from ca_service.domain import IssuerState
 from ca_service.errors import CAError, Kind
@@ -15,7 +16,6 @@ from ca_service.renewal.windows import Window, WindowShape, suggested_window
 from ca_service.store import Database, issuers
 from ca_service.store import certificates as certs
 from ca_service.store.certificates import CertificateRecord
-from ca_service.store.models import utcnow
 
 RETIRING_STATES = (IssuerState.RETIRING, IssuerState.RETIRED)
 
@@ -39,9 +39,10 @@ class DueCertificate:
 class Renewals:
     """Suggested renewal windows and the report of certificates due for renewal."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, clock: Clock = SYSTEM) -> None:
         self.db = db
         self.settings = settings
+        self.clock = clock
         self.shape = WindowShape.from_settings(settings)
 
     def _info(self, row: CertificateRecord, now: datetime, retiring: bool) -> RenewalInfo:
@@ -72,7 +73,7 @@ class Renewals:
                 raise CAError(Kind.NOT_FOUND, f"No certificate with serial {serial} from this CA.")
             issuer = issuers.by_id(session, row.issuer_id)
             retiring = issuer is not None and issuer.state in RETIRING_STATES
-            return self._info(row, utcnow(), retiring)
+            return self._info(row, self.clock.now(), retiring)
 
     def for_cert_id(self, cert_id: str) -> RenewalInfo:
         aki, serial = parse_cert_id(cert_id)
@@ -90,7 +91,7 @@ class Renewals:
         a window of ``limit`` from ``offset`` (all without a limit), and how many there are."""
         if not 0 <= days <= 3650:
             raise CAError(Kind.MALFORMED, "days must be between 0 and 3650.")
-        now = utcnow()
+        now = self.clock.now()
         with self.db.read() as session:
             rows, total = certs.due(
                 session, now + timedelta(days=days), now, mac_prefixes, offset=offset, limit=limit

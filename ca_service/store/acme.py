@@ -3,11 +3,11 @@ return frozen records."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -74,10 +74,19 @@ def nonce_key(session: Session, candidate: bytes) -> bytes:
     return bytes(session.scalar(select(AcmeNonceKeyRow.key).where(AcmeNonceKeyRow.id == 1)) or b"")
 
 
+# built once (Core, on the table): every JWS request redeems a nonce
+_REDEEM = {
+    name: dialect.insert(cast(Table, AcmeNonceRow.__table__))
+    .on_conflict_do_nothing()
+    .returning(AcmeNonceRow.__table__.c.value)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 def redeem_nonce(session: Session, value: str, expires_at: datetime) -> bool:
     """Record ``value`` as used; False when it was used before (the primary key decides)."""
-    stmt = _insert(session, AcmeNonceRow).values(value=value, expires_at=expires_at)
-    return session.execute(stmt.returning(AcmeNonceRow.value)).first() is not None
+    stmt = _REDEEM[session.get_bind().dialect.name]
+    return session.execute(stmt, {"value": value, "expires_at": expires_at}).first() is not None
 
 
 def purge_nonces(session: Session, now: datetime) -> None:
@@ -141,9 +150,15 @@ def bind_eab(session: Session, eab_id: int, account_id: int) -> bool:
 
 
 # -- accounts -------------------------------------------------------------------------------
+_ACCOUNT = select(*(AcmeAccountRow.__table__.c[f.name] for f in fields(AccountRecord))).where(
+    AcmeAccountRow.__table__.c.id == bindparam("id")
+)
+
+
 def account(session: Session, account_id: int) -> AccountRecord | None:
-    row = session.get(AcmeAccountRow, account_id)
-    return record(AccountRecord, row) if row else None
+    """The account (a Core row: every JWS request signed by an account reads it)."""
+    row = session.execute(_ACCOUNT, {"id": account_id}).first()
+    return AccountRecord(*row) if row else None
 
 
 def account_by_thumbprint(session: Session, thumbprint: str) -> AccountRecord | None:
