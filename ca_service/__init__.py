@@ -136,7 +136,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
     directory = Directory(db, settings.issuer_refresh_seconds)
     signers = Signers(directory, settings, clock)
     enrollment = Enrollment(db, directory, signers, settings, clock)
-    revocation = Revocation(db, directory, signers, settings)
+    revocation = Revocation(db, directory, signers, settings, clock)
     return Services(
         settings,
         db,
@@ -149,7 +149,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         AcmeAuthority(db, enrollment, settings),
         Renewals(db, settings, clock),
         revocation,
-        OcspResponder(db, directory, signers, settings),
+        OcspResponder(db, directory, signers, settings, clock),
         Publisher(revocation),
         clock,
         AcmeAdmin(db, clock),

@@ -18,6 +18,7 @@ from sqlalchemy import update
 
 from ca_service import build_services, create_app
 from ca_service.authority.issuer import pem
+from ca_service.clock import MovableClock
 from ca_service.domain import IssuerState, Principal, Role
 from ca_service.errors import CAError, Kind
 from ca_service.issuers import REVOKED_ISSUER, lifecycle
@@ -160,7 +161,8 @@ def test_external_root_crl_import(make_settings, tmp_path: Path) -> None:
     assert f"URI:{settings.public_url}/crl/{root_name}.crl" in extensions
     issuing = offline.sign(csr, extensions)
     lifecycle.import_issuer(svc.db, settings, issuing.read_bytes(), offline.cert.read_bytes())
-    app = create_app(settings)
+    clock = MovableClock()
+    app = create_app(settings, clock)
     client = app.test_client()
     web = app.extensions["ca_service"]
     web.revocation.publish_due()
@@ -174,6 +176,10 @@ def test_external_root_crl_import(make_settings, tmp_path: Path) -> None:
     assert first.number == 16 and client.get(f"/crl/{root_name}.crl").data == first.der
     assert client.get("/healthz").json["details"]["warnings"] == []
     assert f'ca_crl_import_due{{issuer="{root_name}"}} 0.0' in client.get("/metrics").text
+    clock.advance(24 * 86400)  # 6 days before its nextUpdate: within root_crl_warn_days
+    assert "is due for renewal" in client.get("/healthz").json["details"]["warnings"][0]
+    assert f'ca_crl_import_due{{issuer="{root_name}"}} 1.0' in client.get("/metrics").text
+    clock.advance(-24 * 86400)
     check = openssl("crl", "-CAfile", str(offline.cert), "-noout", input=first.pem)
     assert b"verify OK" in check.stderr + check.stdout
     # never lower (nor equal) in number, never another issuer, never another key

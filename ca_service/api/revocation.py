@@ -118,7 +118,7 @@ def _cacheable(
     If-None-Match or If-Modified-Since."""
     settings = services().settings
     cap = settings.crl_cache_seconds if kind == "crl" else settings.ocsp_cache_seconds
-    remaining = int((next_update - datetime.now(UTC)).total_seconds())
+    remaining = int((next_update - services().clock.now()).total_seconds())
     max_age = max(0, min(cap, remaining))
     response.headers["Cache-Control"] = (
         f"public, max-age={max_age}, no-transform, must-revalidate" if max_age else "no-cache"

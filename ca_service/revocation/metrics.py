@@ -7,7 +7,6 @@ every gunicorn worker answers a scrape with the same figures: no multiprocess di
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -20,7 +19,7 @@ class CrlCollector(Collector):
         self.revocation = revocation
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        now = datetime.now(UTC)
+        now = self.revocation.clock.now()
         families = {
             "number": GaugeMetricFamily(
                 "ca_crl_number", "CRL number of the published CRL", labels=["issuer"]

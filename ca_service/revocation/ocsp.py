@@ -13,7 +13,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from cryptography import x509
@@ -21,6 +21,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509 import ocsp
 
 from ca_service.authority.ocsp import cert_id_keys, sign_response, unsuccessful
+from ca_service.clock import SYSTEM, Clock
 from ca_service.config import Settings
 from ca_service.domain import serial_text
 from ca_service.issuers import Directory, Signers, Snapshot
@@ -48,8 +49,11 @@ class OcspAnswer:
 
 
 class OcspResponder:
-    def __init__(self, db: Database, directory: Directory, signers: Signers, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, directory: Directory, signers: Signers, settings: Settings, clock: Clock = SYSTEM
+    ) -> None:
         self.db = db
+        self.clock = clock
         self.directory = directory
         self.signers = signers
         self.lifetime = timedelta(seconds=settings.ocsp_lifetime_seconds)
@@ -76,7 +80,7 @@ class OcspResponder:
         """Without the database: the newest still-valid response this worker signed for the same
         certificate (its status was true when signed, and a client may cache it that long), else
         ``tryLater`` (RFC 6960 section 2.3)."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         wanted = (issuer_id, request.hash_algorithm.name, request.serial_number)
         with self._lock:
             answers = [
@@ -136,7 +140,7 @@ class OcspResponder:
             revoked_at,
             reason,
         )
-        now = datetime.now(UTC)
+        now = self.clock.now()
         if not has_nonce:
             with self._lock:
                 hit = self._cache.get(key)
