@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from ca_service.authority.ca import create_issuing, create_root, parse_subject
-from ca_service.authority.issuer import Issuer, signature_hash
+from ca_service.authority.issuer import CaUrls, Issuer, signature_hash
 from ca_service.config import load_settings
 from ca_service.domain import KeyType, MacAddress, SigningKey
 from ca_service.keystore import create_key, load_key
@@ -51,7 +51,8 @@ def signer(key: SigningKey) -> Callable[[], bytes]:
 def certifier(key: SigningKey, settings: object) -> Callable[[], x509.Certificate]:
     root_key = KeyType.EC_P384.generate()
     root = create_root(root_key, parse_subject("/CN=Bench Root"))
-    issuing = create_issuing(root_key, root, key.public_key(), parse_subject("/CN=Bench Issuing"))
+    urls = CaUrls.of("http://127.0.0.1:8000", "root")
+    issuing = create_issuing(root_key, root, key.public_key(), parse_subject("/CN=Bench Issuing"), urls)
     issuer = Issuer("bench", issuing, key, "http://ca.bench")
     device_key = ec.generate_private_key(ec.SECP256R1()).public_key()
     profile = settings.profile(None)  # type: ignore[attr-defined]

@@ -89,9 +89,11 @@ class Services:
         """Facts for operators that do not make the service unready."""
         try:
             expiring = self.bundle.expiring()
+            warnings = self.revocation.warnings()
         except CAError:  # the reason is in /healthz checks (key store details only in the log)
             return {"trust_bundle": "The trust bundle cannot be read now; see 'checks'."}
         return {
+            "warnings": warnings,
             "trust_anchors_expiring_within_90_days": len(expiring),
             "trust_anchors_expiring": [
                 {"label": e.label, "purpose": e.purpose, "not_after": e.not_after.isoformat()}
@@ -133,7 +135,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
     directory = Directory(db, settings.issuer_refresh_seconds)
     signers = Signers(directory, settings, clock)
     enrollment = Enrollment(db, directory, signers, settings, clock)
-    revocation = Revocation(db, directory, signers, settings)
+    revocation = Revocation(db, directory, signers, settings, clock)
     return Services(
         settings,
         db,
@@ -146,7 +148,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         AcmeAuthority(db, enrollment, settings),
         Renewals(db, settings, clock),
         revocation,
-        OcspResponder(db, directory, signers, settings),
+        OcspResponder(db, directory, signers, settings, clock),
         Publisher(revocation),
         clock,
         AcmeAdmin(db, clock),

@@ -36,6 +36,8 @@ KDF_COSTS = ("standard", "minimal")
 # the curves a CSR's key may be on (``allowed_curves`` chooses among them), with their labels
 CURVE_LABELS = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# how OCSP responses name their signer (RFC 6960 4.2.2.3): by the hash of its key, or by its name
+OCSP_RESPONDER_IDS = ("hash", "name")
 # CA_SERVICE_* variables read by something other than Settings
 OTHER_VARIABLES = {
     ENV_PREFIX + "CONFIG": "the TOML settings file",
@@ -110,6 +112,10 @@ class Settings:
     keystore_check_seconds: int = 30  # each worker signs a test message this often (health)
     crl_stale_after_seconds: int = 60  # /healthz says stale when a revocation waits longer for its CRL
     ocsp_lifetime_seconds: int = 14400  # nextUpdate of OCSP responses
+    ocsp_cache_seconds: int = 300  # Cache-Control max-age of OCSP GET answers (never past nextUpdate)
+    ocsp_responder_id: str = "hash"  # RFC 6960 4.2.2.3 ResponderID: "hash" (byKey) or "name" (byName)
+    ocsp_include_certificate: bool = False  # put the signing CA certificate into responses (certs)
+    root_crl_warn_days: int = 7  # /healthz warns when an imported root CRL is this near its nextUpdate
     # Web
     max_body_bytes: int = 64 * 1024
     # empty: /docs serves Swagger UI from the pinned package; else the URL of a swagger-ui-dist
@@ -390,6 +396,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "keystore_check_seconds": (1, 3600, "how often each worker tests its key store (seconds)"),
     "crl_stale_after_seconds": (1, 86400, "how long a revocation may wait for its CRL (seconds)"),
     "ocsp_lifetime_seconds": (60, 7 * 86400, "the lifetime of OCSP responses (seconds)"),
+    "ocsp_cache_seconds": (0, 7 * 86400, "the Cache-Control max-age of OCSP GET answers (seconds)"),
+    "root_crl_warn_days": (1, 365, "how long before an imported root CRL's nextUpdate to warn (days)"),
     "max_body_bytes": (1024, 16 * 1024 * 1024, "the request body limit (bytes)"),
     "max_import_bytes": (1024, 1024 * 1024 * 1024, "the device import body limit (bytes)"),
     "idempotency_key_hours": (1, 720, "how long an Idempotency-Key answers retries (hours)"),
@@ -503,6 +511,8 @@ def validate(settings: Settings) -> None:
     unknown_curves = set(settings.allowed_curves) - set(CURVE_LABELS)
     if unknown_curves:
         raise _refuse(settings, "allowed_curves", f"the supported curves are {', '.join(CURVE_LABELS)}")
+    if settings.ocsp_responder_id not in OCSP_RESPONDER_IDS:
+        raise _refuse(settings, "ocsp_responder_id", f"it must be one of {', '.join(OCSP_RESPONDER_IDS)}")
     if settings.log_level.upper() not in LOG_LEVELS:
         raise _refuse(settings, "log_level", f"it must be one of {', '.join(LOG_LEVELS)}")
     for name in URL_SETTINGS:

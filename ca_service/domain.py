@@ -270,14 +270,16 @@ class IssuerRole(Enum):
 class IssuerState(Enum):
     """Life of one of our CAs. Issuing CAs: ``pending`` (key made, waiting for its certificate)
     -> ``active`` (signs new certificates) -> ``retiring`` (replaced; still signs revocation data
-    for what it issued) -> ``retired`` (its last certificate has expired). Roots are ``active``
-    (key in our key store) or ``external`` (offline, certificate only)."""
+    for what it issued) -> ``retired`` (its last certificate has expired); from any state with a
+    certificate, ``revoked`` (by its root: it signs nothing any more). Roots are ``active`` (key
+    in our key store) or ``external`` (offline, certificate only)."""
 
     PENDING = "pending"
     ACTIVE = "active"
     RETIRING = "retiring"
     RETIRED = "retired"
     EXTERNAL = "external"
+    REVOKED = "revoked"
 
     @property
     def signs(self) -> bool:
@@ -300,3 +302,5 @@ class IssuerRecord:
     not_before: datetime | None = None
     not_after: datetime | None = None
     checked_at: datetime | None = None  # the last successful 'ca-service issuer check'
+    revoked_at: datetime | None = None  # revoked by its root (state ``revoked``)
+    revocation_reason: str | None = None

@@ -13,6 +13,7 @@ command -v caddy >/dev/null || need+=(caddy)  # a stock ACME client that sends S
 command -v pebble >/dev/null || need+=(pebble)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
+command -v ocsptool >/dev/null || need+=(gnutls-bin)  # GnuTLS ocsptool/certtool check our OCSP
 command -v psql >/dev/null || need+=(postgresql)
 command -v systemd-analyze >/dev/null || need+=(systemd)  # tests/test_deploy.py: verify the unit
 command -v chromium >/dev/null || need+=(chromium)  # tests/test_docs_page.py: /docs offline

@@ -181,8 +181,10 @@ class LiveServer:
     public URL is its own address (ACME URLs come from it) unless ``public_url`` names another
     (a reverse proxy in front)."""
 
-    def __init__(self, env: dict[str, str], workers: int = 2, public_url: str | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, env: dict[str, str], workers: int = 2, public_url: str | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,

@@ -84,8 +84,11 @@ def _admin_token(services: Services) -> str:
 
 def _holder(services: Services) -> tuple[int, str] | None:
     """(pid, owner) of the worker holding a live lease, if any."""
+    issuer_id = services.directory.get().require_active().id  # the root CRL has a lease of its own
     with services.db.read() as session:
-        row = session.execute(select(CrlRow.lease_owner, CrlRow.lease_until)).first()
+        row = session.execute(
+            select(CrlRow.lease_owner, CrlRow.lease_until).where(CrlRow.issuer_id == issuer_id)
+        ).first()
     if row is None or row[0] is None or row[1] is None or row[1] <= datetime.now(UTC):
         return None
     return int(row[0].split(":")[1]), row[0]

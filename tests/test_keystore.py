@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ca_service.authority.ca import create_issuing, create_root, parse_subject
-from ca_service.authority.issuer import Issuer, pem, signature_hash
+from ca_service.authority.issuer import CaUrls, Issuer, pem, signature_hash
 from ca_service.config import Settings, load_settings
 from ca_service.domain import KeyType, MacAddress
 from ca_service.errors import CAError, Kind
@@ -104,7 +104,8 @@ def test_backend_signs_certificates_and_crls_openssl_verifies(
     root_key = create_key(key_uri("root"), key_type, ks_settings)
     root = create_root(root_key, parse_subject("/O=Conformance/CN=Root"))
     issuing_key = create_key(key_uri("issuing"), key_type, ks_settings)
-    issuing = create_issuing(root_key, root, issuing_key.public_key(), parse_subject("/CN=Issuing"))
+    urls = CaUrls.of(ks_settings.public_url, "root")
+    issuing = create_issuing(root_key, root, issuing_key.public_key(), parse_subject("/CN=Issuing"), urls)
 
     # A second process (or worker) loads the key by its URI and signs with it.
     loaded = load_key(key_uri("issuing"), ks_settings)

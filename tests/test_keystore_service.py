@@ -307,4 +307,3 @@ def test_workers_check_for_a_rotation_cheaply_and_reload_only_on_change(
     assert slow.directory.get().require_active().name == before  # not checked again yet
     slow.db.dispose()
     services.db.dispose()
-

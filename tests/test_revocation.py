@@ -87,7 +87,7 @@ def test_crl_numbers_http_caching_and_pending(
     first = client.get(f"/crl/{crl_name(app)}.crl")
     number1 = x509.load_der_x509_crl(first.data).extensions.get_extension_for_class(x509.CRLNumber).value
     assert first.headers["ETag"] and first.headers["Last-Modified"] and first.headers["Expires"]
-    assert first.headers["Cache-Control"] == "public, max-age=300"
+    assert first.headers["Cache-Control"] == "public, max-age=300, no-transform, must-revalidate"
     again = client.get(f"/crl/{crl_name(app)}.crl", headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
     publish(app)  # nothing due: same CRL

@@ -82,8 +82,10 @@ def test_openssl_ocsp_and_crl_from_live_server(services, live: LiveServer, tmp_p
     name = services.directory.get().require_active().name
     crl = wait_for_crl(f"{live.url}/crl/{name}.crl", {int(bad_serial, 16)})
     assert crl.get_revoked_certificate_by_serial_number(int(good_serial, 16)) is None
-    health = requests.get(f"{live.url}/healthz").json()
-    assert health["checks"]["crl"] == "ok"
+    end = time.monotonic() + 30  # the root CRL is published by the same publishers, maybe after it
+    while (check := requests.get(f"{live.url}/healthz").json()["checks"]["crl"]) != "ok":
+        assert time.monotonic() < end, check
+        time.sleep(0.2)
 
 
 def _token(services, role: str = "admin") -> str:
@@ -116,6 +118,7 @@ def test_parallel_revocations_two_workers(services, live: LiveServer, tmp_path: 
             for e in session.scalars(
                 select(AuditRow).where(AuditRow.action == "crl.publish").order_by(AuditRow.id)
             )
+            if e.detail["issuer"] == name  # the root CRL has numbers of its own
         ]
         revocations = session.scalars(select(AuditRow).where(AuditRow.action == "certificate.revoke")).all()
     assert len(revocations) == len(serials)

@@ -21,8 +21,9 @@ class IssuerSchema(Schema):
     role = fields.String(metadata={"description": "root | issuing"})
     state = fields.String(
         metadata={
-            "description": "pending | active | retiring | retired (issuing); active | external (root). "
-            "Retiring issuers still sign revocation data for what they issued."
+            "description": "pending | active | retiring | retired | revoked (issuing); active | external "
+            "(root). Retiring issuers still sign revocation data for what they issued; revoked ones "
+            "(by the root: 'ca-service issuer revoke', or an imported root CRL) sign nothing."
         }
     )
     subject = fields.String()

@@ -125,8 +125,9 @@ class Health(MethodView):
     def get(self) -> Any:
         """Readiness: the database answers and the issuing key can sign.
 
-        Each of ``checks`` is "ok" or what is wrong; ``details`` reports trust anchors that
-        expire within 90 days (they do not make the service unready).
+        Each of ``checks`` is "ok" or what is wrong; ``details.warnings`` names an external root
+        CRL to import soon (RFC 5280 5.1.2.5 nextUpdate); ``details`` reports trust anchors that
+        expire within 90 days (neither makes the service unready).
         """
         svc = services()
         checks = svc.readiness()

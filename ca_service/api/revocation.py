@@ -106,10 +106,11 @@ def _http_date(value: datetime) -> str:
 @crl.alt_response(304, description="Not modified (If-None-Match or If-Modified-Since)", success=True)
 @problem_docs((404, "No issuing CA of that name"), (503, "No CRL of this CA published yet"))
 def crl_file(name: str, fmt: str) -> Any:
-    """The full CRL of an issuing CA.
+    """The full CRL of an issuing CA or of the root.
 
-    ``.crl`` is DER (the URL in our certificates' CRL distribution point), ``.pem`` PEM. Stored
-    bytes, with ETag, Last-Modified and caching bounded by nextUpdate.
+    ``.crl`` is DER (the URL in the CRL distribution point of our device and issuing CA
+    certificates), ``.pem`` PEM. Stored bytes, with ETag, Last-Modified and caching bounded by
+    nextUpdate. An external root's CRL is the one imported last (``ca-service crl import``).
     """
     svc = services()
     try:
@@ -120,14 +121,8 @@ def crl_file(name: str, fmt: str) -> Any:
         raise
     body = published.der if fmt == "crl" else published.pem
     response = Response(body, mimetype=PKIX_CRL if fmt == "crl" else "application/x-pem-file")
-    now = datetime.now(UTC)
-    remaining = int((published.next_update - now).total_seconds())
-    max_age = max(0, min(svc.settings.crl_cache_seconds, remaining))
-    response.headers["Cache-Control"] = f"public, max-age={max_age}" if max_age else "no-cache"
-    response.headers["Expires"] = _http_date(published.next_update)
-    response.set_etag(f"{name}-{published.number}-{fmt}")
-    response.last_modified = published.this_update
-    return response.make_conditional(request)
+    etag = f"{name}-{published.number}-{fmt}"
+    return _cacheable(response, published.next_update, published.this_update, etag, "crl")
 
 
 def _ocsp_response(der: bytes) -> Response:
@@ -137,11 +132,30 @@ def _ocsp_response(der: bytes) -> Response:
     response = Response(answer.der, status=200 if ok else 503 if later else 400, mimetype=OCSP_RESPONSE)
     if later:
         response.headers["Retry-After"] = "5"
-    if ok and request.method == "GET" and answer.next_update is not None:
-        remaining = int((answer.next_update - datetime.now(UTC)).total_seconds())
-        response.headers["Cache-Control"] = f"public, max-age={max(0, min(remaining, 300))}"
-    else:
-        response.headers["Cache-Control"] = "no-store"
+    if ok and request.method == "GET" and answer.next_update is not None and answer.this_update is not None:
+        return _cacheable(response, answer.next_update, answer.this_update, answer.etag, "ocsp")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _cacheable(
+    response: Response, next_update: datetime, this_update: datetime, etag: str, kind: str
+) -> Response:
+    """HTTP caching of a CRL or an OCSP GET answer (RFC 5019 section 6.2): ETag, Last-Modified
+    (thisUpdate), Expires (nextUpdate) and a max-age of at most ``crl_cache_seconds`` or
+    ``ocsp_cache_seconds`` that never reaches past nextUpdate; 304 to a matching
+    If-None-Match or If-Modified-Since."""
+    settings = services().settings
+    cap = settings.crl_cache_seconds if kind == "crl" else settings.ocsp_cache_seconds
+    remaining = int((next_update - services().clock.now()).total_seconds())
+    max_age = max(0, min(cap, remaining))
+    response.headers["Cache-Control"] = (
+        f"public, max-age={max_age}, no-transform, must-revalidate" if max_age else "no-cache"
+    )
+    response.headers["Expires"] = _http_date(next_update)
+    response.set_etag(etag)
+    response.last_modified = this_update
+    response.make_conditional(request)
     return response
 
 
@@ -176,8 +190,8 @@ def ocsp_post() -> Response:
 def ocsp_get(encoded: str) -> Response:
     """OCSP over GET (RFC 6960 appendix A.1).
 
-    The path is the base64 DER OCSPRequest, URL-encoded; the answer a DER OCSPResponse, cached
-    by proxies for at most 5 minutes and never past its nextUpdate.
+    The path is the base64 DER OCSPRequest, URL-encoded; the answer a DER OCSPResponse, cacheable
+    (RFC 5019 6.2): ETag, Last-Modified, Expires, max-age within nextUpdate, 304 to If-None-Match.
     """
     try:
         der = base64.b64decode(encoded, validate=True)

@@ -1,5 +1,6 @@
 """Creating CA certificates: a root, an issuing CA under it, or a CSR for an external root
-(RFC 5280 sections 4.2.1.9 basicConstraints and 4.2.1.3 keyUsage)."""
+(RFC 5280 sections 4.2.1.9 basicConstraints and 4.2.1.3 keyUsage); verifying what an external
+root signed (issuing CA certificates, CRLs)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from ca_service.authority.issuer import signature_hash
+from ca_service.authority.issuer import CaUrls, signature_hash
 from ca_service.authority.serials import random_serial
 from ca_service.domain import SigningKey
 from ca_service.errors import CAError, Kind
@@ -76,13 +77,24 @@ def create_issuing(
     root: x509.Certificate,
     public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     subject: x509.Name,
+    urls: CaUrls,
     days: int = 1825,
 ) -> x509.Certificate:
-    """An issuing CA certificate signed by ``root``, pathLen 0, never outliving the root."""
+    """An issuing CA certificate signed by ``root``, pathLen 0, never outliving the root, with
+    a CRL distribution point (``urls`` of the root: its CRL) and AIA caIssuers (the root
+    certificate), so that
+    clients requiring revocation data for every CA in the path find it (RFC 5280 6.3)."""
     days = min(days, max(1, (root.not_valid_after_utc - datetime.now(UTC)).days))
     ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = _ca_builder(subject, root.subject, public_key, days, path_length=0).add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+    crl_dp = x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl)], None, None, None)
+    aia = x509.AccessDescription(
+        x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(urls.certificate)
+    )
+    builder = (
+        _ca_builder(subject, root.subject, public_key, days, path_length=0)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        .add_extension(x509.CRLDistributionPoints([crl_dp]), critical=False)
+        .add_extension(x509.AuthorityInformationAccess([aia]), critical=False)
     )
     return builder.sign(root_key, signature_hash(root_key))
 
@@ -128,5 +140,3 @@ def check_issuing_import(issuing: x509.Certificate, root: x509.Certificate, key:
     now = datetime.now(UTC)
     if not issuing.not_valid_before_utc <= now <= issuing.not_valid_after_utc:
         raise CAError(Kind.CONFLICT, "The issuing certificate is not within its validity period.")
-
-

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca_service.authority.issuer import Issuer
+from ca_service.errors import CAError, Kind
 
 _NO_EXTENSIONS: list[x509.Extension[x509.ExtensionType]] = []
 _REASON_EXTENSIONS: dict[x509.ReasonFlags, list[x509.Extension[x509.ExtensionType]]] = {
@@ -93,3 +94,40 @@ def crl_pem(der: bytes) -> bytes:
     """PEM armour around a stored DER CRL (RFC 7468 section 5), without parsing it."""
     body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
     return f"-----BEGIN X509 CRL-----\n{body}\n-----END X509 CRL-----\n".encode("ascii")
+
+
+def read_crl(data: bytes) -> x509.CertificateRevocationList:
+    """A CRL from PEM or DER bytes (a file an operator hands over)."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise CAError(Kind.MALFORMED, "The file is not a CRL (PEM or DER).") from exc
+
+
+def check_crl_of(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> int:
+    """Check that ``ca`` issued ``crl`` (issuer name, AKI when present, signature: RFC 5280
+    6.3.3 (f) and (g)) and that it is a complete CRL with a number (5.2.3) and a nextUpdate;
+    returns its CRL number. A refusal names what does not fit."""
+    if crl.issuer != ca.subject:
+        raise CAError(
+            Kind.CONFLICT, f"The CRL was issued by '{crl.issuer.rfc4514_string()[:120]}', not by our root."
+        )
+    aki = next((e.value for e in crl.extensions if isinstance(e.value, x509.AuthorityKeyIdentifier)), None)
+    ski = next(
+        (e.value.digest for e in ca.extensions if isinstance(e.value, x509.SubjectKeyIdentifier)), None
+    )
+    if aki is not None and None not in (aki.key_identifier, ski) and aki.key_identifier != ski:
+        raise CAError(Kind.CONFLICT, "The CRL names another key of its issuer (authorityKeyIdentifier).")
+    if not crl.is_signature_valid(ca.public_key()):  # type: ignore[arg-type]
+        raise CAError(Kind.CONFLICT, "The CRL's signature does not verify with our root's key.")
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound as exc:
+        raise CAError(Kind.MALFORMED, "The CRL has no CRL number (RFC 5280 5.2.3).") from exc
+    if crl.next_update_utc is None:
+        raise CAError(Kind.MALFORMED, "The CRL has no nextUpdate.")
+    if any(isinstance(e.value, x509.DeltaCRLIndicator) for e in crl.extensions):
+        raise CAError(Kind.MALFORMED, "The CRL is a delta CRL; import a complete one.")
+    return int(number)

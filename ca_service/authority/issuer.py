@@ -41,6 +41,20 @@ def pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
+@dataclass(frozen=True)
+class CaUrls:
+    """Where relying parties find a CA's CRL and its certificate: what the certificates it signs
+    point at (RFC 5280 4.2.1.13 cRLDistributionPoints, 4.2.2.1 caIssuers)."""
+
+    crl: str
+    certificate: str
+
+    @classmethod
+    def of(cls, public_url: str, ca_name: str) -> CaUrls:
+        base = public_url.rstrip("/")
+        return cls(f"{base}/crl/{ca_name}.crl", f"{base}/ca/issuers/{ca_name}.crt")
+
+
 @dataclass
 class Issuer:
     """A CA that signs: its certificate and its key (from any key store). Certificates and
@@ -63,8 +77,9 @@ class Issuer:
             self._aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 self.certificate.public_key()  # type: ignore[arg-type]
             )
+        urls = CaUrls.of(self.public_url, self.name)
         self._crl_dp = x509.CRLDistributionPoints(
-            [x509.DistributionPoint([x509.UniformResourceIdentifier(self.crl_url)], None, None, None)]
+            [x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl)], None, None, None)]
         )
         self._aia = x509.AuthorityInformationAccess(
             [
@@ -73,7 +88,7 @@ class Issuer:
                 ),
                 x509.AccessDescription(
                     x509.AuthorityInformationAccessOID.CA_ISSUERS,
-                    x509.UniformResourceIdentifier(f"{base}/ca/issuers/{self.name}.crt"),
+                    x509.UniformResourceIdentifier(urls.certificate),
                 ),
             ]
         )
@@ -99,7 +114,7 @@ class Issuer:
 
     @property
     def crl_url(self) -> str:
-        return f"{self.public_url.rstrip('/')}/crl/{self.name}.crl"
+        return CaUrls.of(self.public_url, self.name).crl
 
     def sign_device_certificate(
         self,

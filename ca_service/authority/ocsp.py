@@ -54,9 +54,15 @@ def sign_response(
     next_update: datetime,
     revoked_at: datetime | None = None,
     reason: x509.ReasonFlags | None = None,
+    *,
+    by_name: bool = False,
+    include_certificate: bool = False,
 ) -> bytes:
-    """A successful response for the single CertID of ``request``, signed by ``issuer`` itself
-    (responder ID by key hash, RFC 6960 4.2.2.3), echoing the request's nonce (RFC 8954)."""
+    """A successful response for the single CertID of ``request``, signed by ``issuer`` itself,
+    echoing the request's nonce (RFC 8954). The responder ID is the hash of the issuer's key, or
+    with ``by_name`` its subject (RFC 6960 4.2.2.3: GnuTLS finds a signer in its trust list
+    only by name); ``include_certificate`` puts the issuer certificate into ``certs`` (4.2.1),
+    for clients that know only the root."""
     builder = (
         ocsp.OCSPResponseBuilder()
         .add_response_by_hash(
@@ -70,8 +76,13 @@ def sign_response(
             revoked_at,
             reason,
         )
-        .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.certificate)
+        .responder_id(
+            ocsp.OCSPResponderEncoding.NAME if by_name else ocsp.OCSPResponderEncoding.HASH,
+            issuer.certificate,
+        )
     )
+    if include_certificate:
+        builder = builder.certificates([issuer.certificate])
     try:
         nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value
         builder = builder.add_extension(nonce, critical=False)

@@ -12,6 +12,7 @@ import click
 from ca_service.cli.base import (
     CA_KEY_TYPE,
     OUT_FILE,
+    actor,
     json_option,
     main,
     publish_first_crl,
@@ -55,6 +56,13 @@ DEV_WARNING = (
     help="Where to write the CSR with --issuing-csr-only (default or '-': stdout).",
 )
 @click.option(
+    "--root",
+    "root_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --issuing-csr-only: the external root's certificate, to name its CRL URL exactly.",
+)
+@click.option(
     "--dev",
     is_flag=True,
     help="Development: let the file key passphrase be generated into (or read from) the home.",
@@ -70,6 +78,7 @@ def init(
     root_key_uri: str | None,
     issuing_csr_only: bool,
     out: Path | None,
+    root_file: Path | None,
     dev: bool,
 ) -> None:
     """Create the home folder, the schema, a root CA and an issuing CA. Refuses to overwrite.
@@ -77,8 +86,11 @@ def init(
     File keys need the key passphrase from CA_SERVICE_KEY_PASSPHRASE, a file outside the home
     (CA_SERVICE_KEY_PASSPHRASE_FILE) or the systemd credential key-passphrase, and a strong one;
     --dev allows the generated development passphrase in the home."""
+    from cryptography import x509
+
     from ca_service.issuers import lifecycle
 
+    root_cert = x509.load_pem_x509_certificate(root_file.read_bytes()) if root_file else None
     settings = settings_of(ctx, "create")
     upgrade_schema(settings)
     kwargs: dict[str, Any] = {
@@ -99,11 +111,9 @@ def init(
         click.echo(DEV_WARNING, err=True)
     if result.csr_pem:
         if write_out(out, result.csr_pem):
-            click.echo(
-                f"issuing CA CSR written to {out}; sign it with your root, then run "
-                f"'ca-service issuer import issuing.pem --root root.pem'",
-                err=True,
-            )
+            click.echo(f"issuing CA CSR written to {out}", err=True)
+        root_name = lifecycle.external_root_name(root_cert) if root_cert else "root-<12 hex digits>"
+        _tell_external(lifecycle.extension_text(settings, root_name), known=root_cert is not None)
         return
     publish_first_crl(services)
     click.echo(
@@ -176,15 +186,30 @@ def issuer_rotate(
     )
     if result.csr_pem is None:
         publish_first_crl(services)
-        click.echo(
-            f"issuing CA {result.issuing_name} is active; {result.retiring_name} is retiring", err=True
-        )
+        retiring = f"; {result.retiring_name} is retiring" if result.retiring_name else ""
+        click.echo(f"issuing CA {result.issuing_name} is active{retiring}", err=True)
         return
     if write_out(out, result.csr_pem):
         click.echo(f"CSR for {result.issuing_name} written to {out}", err=True)
+    _tell_external(lifecycle.extension_text(settings, result.root_name), known=True)
+
+
+def _tell_external(extensions: str, known: bool) -> None:
+    """What the operator of an external root puts into the issuing CA certificate (openssl
+    -extfile lines), and the next step."""
     click.echo(
-        "sign it with your root, then run 'ca-service issuer import issuing.pem --root root.pem'", err=True
+        "sign it with your root, with these extensions in the certificate (openssl x509 -req "
+        "-extfile), so that clients find the root's CRL and certificate:",
+        err=True,
     )
+    click.echo(extensions, err=True, nl=False)
+    if not known:
+        click.echo(
+            "  (<12 hex digits>: the start of the root certificate's SHA-256 fingerprint, lower case; "
+            "give --root root.pem to have it filled in)",
+            err=True,
+        )
+    click.echo("then run 'ca-service issuer import issuing.pem --root root.pem'", err=True)
 
 
 @issuer.command("list")
@@ -221,3 +246,31 @@ def issuer_check(ctx: click.Context) -> None:
     show([{"issuer": name, "outcome": outcome} for name, outcome in results], ("issuer", "outcome"), False)
     if any(outcome != "ok" for _, outcome in results):
         sys.exit(1)
+
+
+@issuer.command("revoke")
+@click.argument("name")
+@click.option(
+    "--reason",
+    default="cessationOfOperation",
+    show_default=True,
+    help="RFC 5280 reason: cACompromise (its key is compromised), superseded, "
+    "cessationOfOperation, affiliationChanged or unspecified.",
+)
+@click.pass_context
+def issuer_revoke(ctx: click.Context, name: str, reason: str) -> None:
+    """Revoke an issuing CA by its root: it signs nothing from now on, and the root CRL lists it
+    (published at once when the root key is here). Make a new one with 'issuer rotate'."""
+    services = services_of(settings_of(ctx))
+    revoked = services.revocation.revoke_issuer(name, reason, actor=actor().label)
+    if revoked.in_root_crl:
+        publish_first_crl(services)
+        click.echo(
+            f"issuing CA {revoked.name} (serial {revoked.serial}) is revoked and in the root CRL", err=True
+        )
+    else:
+        click.echo(
+            f"issuing CA {revoked.name} (serial {revoked.serial}) signs nothing any more; revoke it with "
+            "your external root too and run 'ca-service crl import' with the new root CRL",
+            err=True,
+        )

@@ -41,10 +41,31 @@ def crl_publish(ctx: click.Context, force: bool, as_json: bool) -> None:
 
 @crl.command("root")
 @click.option("--out", required=True, type=OUT_FILE, help="PEM file ('-': stdout).")
-@click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3650))
 @click.pass_context
-def crl_root(ctx: click.Context, out: Path, days: int) -> None:
-    """Write a CRL signed by the root (nginx checks a CRL for every CA in the chain)."""
-    pem = services_of(settings_of(ctx)).revocation.root_crl(days).pem
-    if write_out(out, pem.decode()):
-        click.echo(f"root CRL written to {out}, valid {days} days; renew it before then", err=True)
+def crl_root(ctx: click.Context, out: Path) -> None:
+    """Write the root CRL as published at /crl/<root>.crl (regenerated first when due, if the
+    root key is here): for relying parties that load CRLs from files (nginx ssl_crl)."""
+    services = services_of(settings_of(ctx))
+    services.revocation.publish_due()
+    published = services.revocation.published(services.directory.get().root.name)
+    if write_out(out, published.pem.decode()):
+        click.echo(
+            f"root CRL {published.number} written to {out}; next update "
+            f"{published.next_update:%Y-%m-%dT%H:%M:%SZ}",
+            err=True,
+        )
+
+
+@crl.command("import")
+@click.argument("crl_file", metavar="ROOT.CRL", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def crl_import(ctx: click.Context, crl_file: Path) -> None:
+    """Publish a CRL signed by the external (offline) root, PEM or DER: checked against the
+    root's key, refused when its CRL number is not above the published one or it names another
+    issuer. Issuing CAs of ours that it lists are revoked."""
+    published = services_of(settings_of(ctx)).revocation.import_crl(crl_file.read_bytes())
+    click.echo(
+        f"root CRL {published.number} of {published.issuer} is published; next update "
+        f"{published.next_update:%Y-%m-%dT%H:%M:%SZ}: import the next one before then",
+        err=True,
+    )

@@ -35,7 +35,7 @@ from ca_service.domain import (
 )
 from ca_service.enrollment.limits import RateLimits
 from ca_service.errors import CAError, Kind
-from ca_service.issuers import Directory, Signers
+from ca_service.issuers import REVOKED_ISSUER, Directory, Signers
 from ca_service.metrics import CERTIFICATES_ISSUED, ISSUANCE_REFUSED
 from ca_service.policy import (
     WRITERS,
@@ -48,6 +48,7 @@ from ca_service.policy import (
 )
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
+from ca_service.store import issuers as issuers_store
 from ca_service.store.certificates import CertificateRecord, SerialTaken, Write
 
 log = logging.getLogger("ca_service.enrollment")
@@ -184,6 +185,9 @@ class Enrollment:
             serial_hex = values["serial"]
             try:
                 with self.db.write() as session:
+                    if not issuers_store.still_signs(session, issuer_id):  # revoked since the snapshot
+                        self.directory.invalidate()
+                        raise CAError(Kind.UNAVAILABLE, REVOKED_ISSUER.format(name=issuer.name))
                     self.limits.take(session, principal, mac)
                     if replaces:
                         self._replace(session, replaces, serial_hex, mac, principal)

@@ -22,6 +22,11 @@ from ca_service.errors import CAError, Kind
 from ca_service.store import Database
 from ca_service.store import issuers as store
 
+REVOKED_ISSUER = (
+    "The issuing CA {name} is revoked and signs nothing; an operator makes a new one with "
+    "'ca-service issuer rotate'."
+)
+
 
 @dataclass(frozen=True)
 class CA:
@@ -115,6 +120,9 @@ class Snapshot:
 
     def require_active(self) -> CA:
         if self.active is None:
+            newest = list(self.issuing.values())[-1:]
+            if newest and newest[0].state is IssuerState.REVOKED:
+                raise CAError(Kind.UNAVAILABLE, REVOKED_ISSUER.format(name=newest[0].name))
             raise CAError(
                 Kind.UNAVAILABLE, "No active issuing CA; finish set-up with 'ca-service issuer import'."
             )

@@ -18,7 +18,7 @@ from ca_service.authority.ca import (
     issuing_csr,
     parse_subject,
 )
-from ca_service.authority.issuer import Issuer, pem
+from ca_service.authority.issuer import CaUrls, Issuer, pem
 from ca_service.config import Settings
 from ca_service.domain import IssuerRecord, IssuerRole, IssuerState, KeyType
 from ca_service.errors import CAError, Kind
@@ -37,6 +37,25 @@ class InitResult:
     root_name: str | None
     issuing_name: str
     csr_pem: str | None
+
+
+def external_root_name(root: x509.Certificate) -> str:
+    """The name an external root gets when its first issuing CA is imported (and so the name in
+    its CRL and certificate URLs): ``root-`` and 12 hex digits of its SHA-256 fingerprint."""
+    return f"root-{root.fingerprint(hashes.SHA256()).hex()[:12]}"
+
+
+def root_urls(settings: Settings, root_name: str) -> CaUrls:
+    """The root CRL and certificate URLs that issuing CA certificates under ``root_name`` carry."""
+    return CaUrls.of(settings.public_url, root_name)
+
+
+def extension_text(settings: Settings, root_name: str) -> str:
+    """The openssl ``-extfile`` lines that put the root's CRL and certificate URLs into the
+    issuing CA certificate an external root signs (what ``init --issuing-csr-only`` and a CSR
+    rotation tell the operator)."""
+    urls = root_urls(settings, root_name)
+    return f"crlDistributionPoints = URI:{urls.crl}\nauthorityInfoAccess = caIssuers;URI:{urls.certificate}\n"
 
 
 def records(db: Database) -> list[IssuerRecord]:
@@ -165,7 +184,7 @@ def _initialize(
     r_subject = parse_subject(root_subject)
     r_key = create_key(root_uri, KeyType.parse(root_key_type), settings)
     root = create_root(r_key, r_subject)
-    issuing = create_issuing(r_key, root, i_key.public_key(), i_subject)
+    issuing = create_issuing(r_key, root, i_key.public_key(), i_subject, root_urls(settings, root_name))
     with db.write() as session:
         root_id = _add(
             session, root_name, IssuerRole.ROOT, IssuerState.ACTIVE, root_uri, root, r_subject, None
@@ -207,7 +226,7 @@ def import_issuer(db: Database, settings: Settings, issuing_pem: bytes, root_pem
             )
         record = pending[-1]
         check_issuing_import(issuing, root, load_key(record.key_uri, settings))
-        root_name = f"root-{root.fingerprint(hashes.SHA256()).hex()[:12]}"
+        root_name = external_root_name(root)
         root_record = store.by_name(session, root_name)
         # a rotation under the same external root reuses its record
         root_id = (
@@ -245,6 +264,16 @@ class RotateResult:
     issuing_name: str
     retiring_name: str | None  # None while the new issuer waits for its certificate
     csr_pem: str | None
+    root_name: str  # the root that signs (or is asked to sign) the new issuing CA
+
+
+def _newest_revoked(session: Session) -> IssuerRecord | None:
+    revoked = [
+        r
+        for r in store.all_issuers(session)
+        if r.role is IssuerRole.ISSUING and r.state is IssuerState.REVOKED
+    ]
+    return revoked[-1] if revoked else None
 
 
 def _fresh_name(session: Session, stamp: str) -> str:
@@ -268,10 +297,11 @@ def rotate(
     """Replace the active issuing CA: a new key in the key store and a certificate signed by the
     root key (when the root is in our key store), or a CSR for an external root that
     :func:`import_issuer` completes. The previous issuer becomes ``retiring``: it keeps signing
-    revocation data for its certificates until the last of them expires."""
+    revocation data for its certificates until the last of them expires. After the root revoked
+    the active issuing CA (there is none then), the newest revoked one is replaced."""
     retire_finished(db)
     with db.read() as session:
-        current = store.active_issuing(session)
+        current = store.active_issuing(session) or _newest_revoked(session)
         root_record = store.root(session)
         if current is None or current.certificate_pem is None or root_record is None:
             raise CAError(
@@ -308,18 +338,23 @@ def rotate(
         with db.write() as session:
             _add(session, name, IssuerRole.ISSUING, IssuerState.PENDING, key_uri, None, new_subject, None)
             audit.record(session, actor=actor, action="ca.rotate", detail={**detail, "mode": "csr"})
-        return RotateResult(name, None, csr.public_bytes(serialization.Encoding.PEM).decode())
+        csr_text = csr.public_bytes(serialization.Encoding.PEM).decode()
+        return RotateResult(name, None, csr_text, root_record.name)
     assert root_record.certificate_pem is not None
     root_cert = x509.load_pem_x509_certificate(root_record.certificate_pem.encode())
-    cert = create_issuing(root_key, root_cert, key.public_key(), new_subject)  # type: ignore[arg-type]
+    urls = root_urls(settings, root_record.name)
+    cert = create_issuing(root_key, root_cert, key.public_key(), new_subject, urls)  # type: ignore[arg-type]
     with db.write() as session:
-        if not store.set_state(session, current.id, IssuerState.RETIRING, expected=IssuerState.ACTIVE):
+        if current.state is IssuerState.ACTIVE and not store.set_state(
+            session, current.id, IssuerState.RETIRING, expected=IssuerState.ACTIVE
+        ):
             raise CAError(Kind.CONFLICT, "The issuing CA changed during the rotation; run it again.")
         _add(
             session, name, IssuerRole.ISSUING, IssuerState.ACTIVE, key_uri, cert, new_subject, root_record.id
         )
         audit.record(session, actor=actor, action="ca.rotate", detail=detail)
-    return RotateResult(name, current.name, None)
+    retiring = current.name if current.state is IssuerState.ACTIVE else None
+    return RotateResult(name, retiring, None, root_record.name)
 
 
 def reseal_keys(db: Database, settings: Settings, actor: str = "cli") -> list[str]:

@@ -38,6 +38,32 @@ def parse_reason(name: str) -> str:
     return name
 
 
+# The reasons a root gives for revoking one of our issuing CAs (RFC 5280 5.3.1: cACompromise
+# instead of keyCompromise).
+CA_REASONS: dict[str, x509.ReasonFlags | None] = {
+    "unspecified": None,
+    "cACompromise": x509.ReasonFlags.ca_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+}
+_FLAGS = {**REASONS, **CA_REASONS}
+_NAMES = {flag: name for name, flag in _FLAGS.items() if flag is not None}
+
+
+def parse_ca_reason(name: str) -> str:
+    """The RFC 5280 name of a reason for revoking a CA; anything else is refused."""
+    if name not in CA_REASONS:
+        allowed = ", ".join(CA_REASONS)
+        raise CAError(Kind.MALFORMED, f"'{name[:40]}' is not a reason to revoke a CA; use one of: {allowed}.")
+    return name
+
+
 def reason_flag(name: str | None) -> x509.ReasonFlags | None:
     """The CRL/OCSP reason code of a stored reason name (None: unspecified)."""
-    return REASONS.get(name or "unspecified")
+    return _FLAGS.get(name or "unspecified")
+
+
+def reason_name(flag: x509.ReasonFlags | None) -> str:
+    """The stored name of a CRL entry's reason code (an unknown or absent one: unspecified)."""
+    return _NAMES.get(flag, "unspecified") if flag is not None else "unspecified"

@@ -7,7 +7,6 @@ every gunicorn worker answers a scrape with the same figures: no multiprocess di
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -20,7 +19,7 @@ class CrlCollector(Collector):
         self.revocation = revocation
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        now = datetime.now(UTC)
+        now = self.revocation.clock.now()
         families = {
             "number": GaugeMetricFamily(
                 "ca_crl_number", "CRL number of the published CRL", labels=["issuer"]
@@ -40,6 +39,11 @@ class CrlCollector(Collector):
                 "Age of the oldest revocation not yet in the published CRL (0: none)",
                 labels=["issuer"],
             ),
+            "import": GaugeMetricFamily(
+                "ca_crl_import_due",
+                "1 when an external root's CRL is missing or near its nextUpdate (root_crl_warn_days)",
+                labels=["issuer"],
+            ),
         }
         for h in self.revocation.health():
             families["number"].add_metric([h.issuer], h.number or 0)
@@ -48,4 +52,7 @@ class CrlCollector(Collector):
             families["pending"].add_metric([h.issuer], h.pending)
             families["stale"].add_metric([h.issuer], 1 if h.past_next_update(now) else 0)
             families["waiting"].add_metric([h.issuer], h.waiting(now))
+            families["import"].add_metric(
+                [h.issuer], 1 if h.import_due(now, self.revocation.warn_before) else 0
+            )
         yield from families.values()

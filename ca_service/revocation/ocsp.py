@@ -9,16 +9,19 @@ the nonce echoed (RFC 8954).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509 import ocsp
 
 from ca_service.authority.ocsp import cert_id_keys, sign_response, unsuccessful
+from ca_service.clock import SYSTEM, Clock
 from ca_service.config import Settings
 from ca_service.domain import serial_text
 from ca_service.issuers import Directory, Signers, Snapshot
@@ -37,14 +40,25 @@ class OcspAnswer:
     status: ocsp.OCSPResponseStatus
     cert_status: ocsp.OCSPCertStatus | None = None
     next_update: datetime | None = None
+    this_update: datetime | None = None  # also producedAt: the HTTP Last-Modified (RFC 5019 6.2)
+
+    @cached_property
+    def etag(self) -> str:
+        """The HTTP entity tag of this response: a hash of its bytes (RFC 5019 6.2)."""
+        return hashlib.sha256(self.der).hexdigest()[:32]
 
 
 class OcspResponder:
-    def __init__(self, db: Database, directory: Directory, signers: Signers, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, directory: Directory, signers: Signers, settings: Settings, clock: Clock = SYSTEM
+    ) -> None:
         self.db = db
+        self.clock = clock
         self.directory = directory
         self.signers = signers
         self.lifetime = timedelta(seconds=settings.ocsp_lifetime_seconds)
+        self.by_name = settings.ocsp_responder_id == "name"
+        self.include_certificate = settings.ocsp_include_certificate
         self._cache: OrderedDict[tuple[object, ...], tuple[datetime, OcspAnswer]] = OrderedDict()
         self._lock = threading.Lock()
         self._index: dict[tuple[str, bytes, bytes], int] = {}
@@ -66,7 +80,7 @@ class OcspResponder:
         """Without the database: the newest still-valid response this worker signed for the same
         certificate (its status was true when signed, and a client may cache it that long), else
         ``tryLater`` (RFC 6960 section 2.3)."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         wanted = (issuer_id, request.hash_algorithm.name, request.serial_number)
         with self._lock:
             answers = [
@@ -126,7 +140,7 @@ class OcspResponder:
             revoked_at,
             reason,
         )
-        now = datetime.now(UTC)
+        now = self.clock.now()
         if not has_nonce:
             with self._lock:
                 hit = self._cache.get(key)
@@ -143,8 +157,12 @@ class OcspResponder:
                 this_update + self.lifetime,
                 revoked_at,
                 reason_flag(reason) if cert_status is ocsp.OCSPCertStatus.REVOKED else None,
+                by_name=self.by_name,
+                include_certificate=self.include_certificate,
             )
-        answer = OcspAnswer(der, ocsp.OCSPResponseStatus.SUCCESSFUL, cert_status, this_update + self.lifetime)
+        answer = OcspAnswer(
+            der, ocsp.OCSPResponseStatus.SUCCESSFUL, cert_status, this_update + self.lifetime, this_update
+        )
         if not has_nonce:
             with self._lock:
                 self._cache[key] = (this_update + self.lifetime / 2, answer)

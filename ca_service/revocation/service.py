@@ -6,6 +6,11 @@ the request: each worker's :class:`~ca_service.revocation.publisher.Publisher` i
 regenerates it in the background, and only the worker holding the issuer's database lease does
 so. CRL numbers come from ``UPDATE ... SET number = number + 1`` and a stored CRL is never
 replaced by one with a lower number.
+
+The root's CRL goes the same way when the root key is in our key store: revoking an issuing CA
+(:meth:`Revocation.revoke_issuer`) counts a pending revocation against the root, whose CRL the
+publishers regenerate under the root's lease. An external root's CRL is imported instead
+(:meth:`Revocation.import_crl`), checked against the root and never lower in number.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from cryptography import x509
@@ -26,15 +31,26 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.orm import Session
 
-from ca_service.authority.crl import crl_pem, sign_crl
+from ca_service.authority.crl import Entry, check_crl_of, crl_pem, read_crl, sign_crl
+from ca_service.clock import SYSTEM, Clock
 from ca_service.config import Settings
-from ca_service.domain import MacAddress, Principal, Role, in_utc, parse_serial, serial_text
+from ca_service.domain import (
+    IssuerRole,
+    IssuerState,
+    MacAddress,
+    Principal,
+    Role,
+    in_utc,
+    parse_serial,
+    serial_text,
+)
 from ca_service.errors import CAError, Kind
-from ca_service.issuers import Directory, Signers
+from ca_service.issuers import CA, Directory, Signers
 from ca_service.policy import WRITERS, check_scope, device_mac, in_scope, require_role
-from ca_service.policy.reasons import CODES, parse_reason, reason_flag
+from ca_service.policy.reasons import CODES, parse_ca_reason, parse_reason, reason_flag, reason_name
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
+from ca_service.store import issuers as cas_store
 from ca_service.store import revocations as store
 from ca_service.store.certificates import CertificateRecord, Write
 from ca_service.store.db import DatabaseUnavailable
@@ -71,6 +87,18 @@ class PublishedCrl:
 
 
 @dataclass(frozen=True)
+class RevokedIssuer:
+    """An issuing CA revoked by its root; ``in_root_crl`` when our root signs the CRL that lists
+    it (an external root must revoke it in its own CRL)."""
+
+    name: str
+    serial: str
+    revoked_at: datetime
+    reason: str
+    in_root_crl: bool
+
+
+@dataclass(frozen=True)
 class CrlHealth:
     issuer: str
     number: int | None
@@ -79,9 +107,14 @@ class CrlHealth:
     pending: int  # revocations not yet in the published CRL
     entries: int
     oldest_pending: datetime | None = None
+    imported: bool = False  # an external root's CRL: signed elsewhere, imported by the operator
 
     def past_next_update(self, now: datetime) -> bool:
         return self.next_update is None or self.next_update <= now
+
+    def import_due(self, now: datetime, warn: timedelta) -> bool:
+        """An imported CRL that is missing or within ``warn`` of its nextUpdate."""
+        return self.imported and (self.next_update is None or self.next_update - now <= warn)
 
     def waiting(self, now: datetime) -> float:
         """Seconds the oldest revocation missing from the published CRL has waited (0: none)."""
@@ -91,11 +124,14 @@ class CrlHealth:
 class Revocation:
     """Revocation on behalf of a principal, and CRL publication. One instance per worker."""
 
-    def __init__(self, db: Database, directory: Directory, signers: Signers, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, directory: Directory, signers: Signers, settings: Settings, clock: Clock = SYSTEM
+    ) -> None:
         self.db = db
         self.directory = directory
         self.signers = signers
         self.settings = settings
+        self.clock = clock
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._served: dict[int, PublishedCrl] = {}
         self._served_lock = threading.Lock()
@@ -189,7 +225,7 @@ class Revocation:
         def find(session: Session) -> list[CertificateRecord]:
             if certs.device(session, mac.value) is None:
                 raise CAError(Kind.NOT_FOUND, f"No device {mac}.")
-            found = certs.unexpired_valid(session, mac.value, datetime.now(UTC))
+            found = certs.unexpired_valid(session, mac.value, self.clock.now())
             if not found:
                 raise CAError(Kind.CONFLICT, f"Device {mac} has no unexpired certificate left to revoke.")
             return found
@@ -202,7 +238,7 @@ class Revocation:
         hours = self.settings.revoke_superseded_after_hours
         if hours <= 0:
             return []
-        before = datetime.now(UTC) - timedelta(hours=hours)
+        before = self.clock.now() - timedelta(hours=hours)
         return self._revoke(
             lambda session: certs.superseded(session, before),
             "superseded",
@@ -231,7 +267,7 @@ class Revocation:
         409 when already revoked)."""
         require_role(principal, WRITERS, "Revoking")
         reason = parse_reason(reason)
-        now = datetime.now(UTC)
+        now = self.clock.now()
         invalidity = self._invalidity(invalidity_date, now)
         done: list[Revoked] = []
         with self.db.write() as session:
@@ -308,10 +344,10 @@ class Revocation:
         ``crl_refresh_seconds``, if this worker wins the issuer's lease. Returns True when some
         due CRL was left to another worker's live lease (call again shortly)."""
         left = False
-        for issuer_id in self.directory.get().signing:
+        for issuer_id in self._signed_here():
             with self.db.read() as session:
                 state = store.crl_states(session, issuer_id).get(issuer_id)
-            if not (force or self._due(state, datetime.now(UTC))):
+            if not (force or self._due(state, self.clock.now())):
                 continue
             with self.lease(issuer_id) as held:
                 if not held:
@@ -328,7 +364,7 @@ class Revocation:
         (:meth:`release_leases`), so a worker killed mid-build blocks the others for one lease
         at most; a late writer's CRL is still refused by its number (fencing)."""
         seconds = self.settings.crl_lease_seconds
-        now = datetime.now(UTC)
+        now = self.clock.now()
         with self.db.write() as session:
             held = store.take_lease(session, issuer_id, self.owner, now, now + timedelta(seconds=seconds))
         if not held:
@@ -341,7 +377,7 @@ class Revocation:
             while not done.wait(seconds / 3):
                 try:
                     with self.db.write() as session:
-                        until = datetime.now(UTC) + timedelta(seconds=seconds)
+                        until = self.clock.now() + timedelta(seconds=seconds)
                         if not store.renew_lease(session, issuer_id, self.owner, until):
                             log.warning("CRL lease lost", extra={"issuer_id": issuer_id})
                             return
@@ -378,23 +414,42 @@ class Revocation:
         refresh = timedelta(seconds=self.settings.crl_refresh_seconds)
         return bool(min(state.this_update + refresh, state.next_update) <= now)
 
+    def _signed_here(self) -> dict[int, CA]:
+        """The CAs whose CRL this service signs: every issuing CA that signs, and the root when
+        its key is in our key store (its CRL lists the issuing CAs it revoked)."""
+        cas = self.directory.get()
+        root = cas.root
+        local_root = {root.id: root} if root.state is IssuerState.ACTIVE and root.record.key_uri else {}
+        return {**cas.signing, **local_root}
+
     def regenerate(self, issuer_id: int) -> int:
         """Build, sign and store the full CRL of one issuer; returns its CRL number. The caller
         holds the lease; the number is taken first so that it is never reused. The pending
-        revocations are read before the entries, and only those are marked published."""
+        revocations are read before the entries, and only those are marked published. A root's
+        CRL lists the issuing CAs it revoked and carries no issuing distribution point (RFC 5280
+        5.2.5: it covers every certificate the root issued, and older issuing CAs name no CRL)."""
         issuer = self.signers.for_id(issuer_id)
+        root = self.directory.get().cas[issuer_id].record.role is IssuerRole.ROOT
         with self.db.write() as session:
             store.ensure_crl_row(session, issuer_id)
             number = store.next_number(session, issuer_id)
-        this_update = datetime.now(UTC).replace(microsecond=0)
+        this_update = self.clock.now().replace(microsecond=0)
         next_update = this_update + timedelta(seconds=self.settings.crl_lifetime_seconds)
         cutoff = this_update if self.settings.crl_drop_expired else None
         with self.db.read() as session:
             covered = store.pending_ids(session, issuer_id)
-            rows = store.revoked_entries(session, issuer_id, cutoff)
-            entries = ((int(s, 16), at, reason_flag(r), inv) for s, at, r, inv in rows)
+            if root:
+                entries: Iterator[Entry] = (
+                    (x509.load_pem_x509_certificate(pem.encode()).serial_number, at, reason_flag(r), None)
+                    for pem, at, r in store.revoked_cas(session, issuer_id)
+                )
+            else:
+                rows = store.revoked_entries(session, issuer_id, cutoff)
+                entries = ((int(s, 16), at, reason_flag(r), inv) for s, at, r, inv in rows)
             with self.signers.signing(issuer):
-                der, count = sign_crl(issuer, number, this_update, next_update, entries)
+                der, count = sign_crl(
+                    issuer, number, this_update, next_update, entries, user_certificates=not root
+                )
         with self.db.write() as session:
             stored = store.store_crl(
                 session,
@@ -419,42 +474,138 @@ class Revocation:
         )
         return number
 
-    def root_crl(self, days: int) -> PublishedCrl:
-        """A DER CRL signed by our root, valid ``days``, for relying parties that check CRLs along
-        the whole chain (nginx's ``ssl_crl`` does). It lists no certificate: revoking an issuing CA
-        is not supported. Needs the root key in our key store (not an external root)."""
-        ca = self.directory.get().root
-        if not ca.record.key_uri:
-            raise CAError(
-                Kind.CONFLICT, f"The root {ca.name} is external (offline): sign its CRL where its key is."
-            )
-        root = self.signers.issuer(ca)
+    # -- the hierarchy: issuing CAs revoked by the root, an external root's CRL ---------------
+    def revoke_issuer(self, name: str, reason: str, actor: str = "cli") -> RevokedIssuer:
+        """Revoke one of our issuing CAs on behalf of its root (RFC 5280 5.3.1 reason by name,
+        cACompromise rather than keyCompromise). From the commit on it signs nothing: issuance
+        refuses it in the issuing transaction, OCSP and CRL publication leave it. When our root's
+        key is here, the root CRL lists it (regenerated by the publisher, as any CRL)."""
+        reason = parse_ca_reason(reason)
+        now = self.clock.now()
         with self.db.write() as session:
-            store.ensure_crl_row(session, ca.id)
-            number = store.next_number(session, ca.id)
-            audit.record(
-                session, actor="system", action="crl.root", detail={"issuer": ca.name, "number": number}
+            record = cas_store.by_name(session, name)
+            if record is None or record.role is not IssuerRole.ISSUING:
+                raise CAError(Kind.NOT_FOUND, f"No issuing CA named '{name[:64]}'.")
+            if record.certificate_pem is None:
+                raise CAError(Kind.CONFLICT, f"{record.name} has no certificate yet: nothing to revoke.")
+            if not cas_store.revoke(session, record.id, now, reason):
+                raise CAError(Kind.ALREADY_REVOKED, f"The issuing CA {record.name} is already revoked.")
+            serial = serial_text(
+                x509.load_pem_x509_certificate(record.certificate_pem.encode()).serial_number
             )
-        this_update = datetime.now(UTC).replace(microsecond=0)
-        next_update = this_update + timedelta(days=days)
-        with self.signers.signing(root):
-            der, _ = sign_crl(root, number, this_update, next_update, [], user_certificates=False)
-        return PublishedCrl(ca.name, number, der, this_update, next_update)
+            parent = cas_store.by_id(session, record.parent_id) if record.parent_id is not None else None
+            here = parent is not None and parent.state is IssuerState.ACTIVE and bool(parent.key_uri)
+            if here:
+                assert parent is not None
+                store.add_pending(session, parent.id, serial, now)
+            audit.record(
+                session,
+                actor=actor,
+                action="ca.revoke",
+                serial=serial,
+                detail={"issuing": record.name, "reason": reason, "in_root_crl": here},
+                at=now,
+            )
+        log.warning("issuing CA revoked", extra={"issuer": record.name, "serial": serial, "reason": reason})
+        self.directory.invalidate()
+        for poke in self.on_revoke:
+            poke()
+        return RevokedIssuer(record.name, serial, now, reason, here)
+
+    def import_crl(self, data: bytes, actor: str = "cli") -> PublishedCrl:
+        """Publish a CRL that an external (offline) root signed: it must verify with one of our
+        external roots (issuer name, key identifier, signature), be complete, not yet past its
+        nextUpdate, and have a higher CRL number than the one published (RFC 5280 5.2.3: numbers
+        only grow; the database refuses a lower one also against a concurrent import). Issuing
+        CAs of ours that it lists become revoked in the same transaction."""
+        crl = read_crl(data)
+        cas = self.directory.get()
+        roots = [c for c in cas.cas.values() if c.record.role is IssuerRole.ROOT]
+        root = next((c for c in roots if c.certificate.subject == crl.issuer), None)
+        if root is None:
+            raise CAError(
+                Kind.CONFLICT,
+                f"The CRL was issued by '{crl.issuer.rfc4514_string()[:120]}', which is not our root.",
+            )
+        number = check_crl_of(crl, root.certificate)
+        if root.record.key_uri:
+            raise CAError(
+                Kind.CONFLICT,
+                f"The root {root.name} signs its own CRL here; import is for an external root.",
+            )
+        now = self.clock.now()
+        assert crl.next_update_utc is not None  # check_crl_of
+        if crl.next_update_utc <= now:
+            raise CAError(
+                Kind.CONFLICT, f"The CRL is past its nextUpdate ({crl.next_update_utc:%Y-%m-%dT%H:%M:%SZ})."
+            )
+        der = crl.public_bytes(serialization.Encoding.DER)
+        listed = {r.serial_number: r for r in crl}
+        with self.db.write() as session:
+            state = store.crl_states(session, root.id).get(root.id)
+            store.ensure_crl_row(session, root.id)
+            stored = store.store_crl(
+                session,
+                root.id,
+                number=number,
+                covered=[],
+                der=der,
+                entries=len(listed),
+                this_update=crl.last_update_utc,
+                next_update=crl.next_update_utc,
+            )
+            if not stored:
+                published = state.published_number if state is not None else None
+                raise CAError(
+                    Kind.CONFLICT,
+                    f"The CRL has number {number}, not above the published CRL number {published}: "
+                    "a root CRL is never replaced by an older one.",
+                )
+            revoked = []
+            for ca in cas.issuing.values():
+                entry = listed.get(ca.certificate.serial_number)
+                if ca.record.parent_id == root.id and entry is not None:
+                    reason = next(
+                        (e.value.reason for e in entry.extensions if isinstance(e.value, x509.CRLReason)),
+                        None,
+                    )
+                    at = entry.revocation_date_utc
+                    if cas_store.revoke(session, ca.id, at, reason_name(reason)):
+                        revoked.append(ca.name)
+            audit.record(
+                session,
+                actor=actor,
+                action="crl.import",
+                detail={"issuer": root.name, "number": number, "entries": len(listed), "revoked": revoked},
+            )
+        log.info("root CRL imported", extra={"issuer": root.name, "number": number, "revoked": revoked})
+        if revoked:
+            self.directory.invalidate()
+        return PublishedCrl(root.name, number, der, crl.last_update_utc, crl.next_update_utc)
 
     # -- serving ----------------------------------------------------------------------------
     def published(self, issuer_name: str) -> PublishedCrl:
         """The stored CRL of an issuer; the bytes are kept per worker until the number changes.
         While the database cannot answer, the bytes this worker holds are served until their
         nextUpdate (relying parties may cache them that long anyway)."""
-        found = [k for k, ca in self.directory.get().signing.items() if ca.name == issuer_name]
+        found = [ca for ca in self._served_cas() if ca.name == issuer_name]
         if not found:
-            raise CAError(Kind.NOT_FOUND, f"No issuing CA named '{issuer_name[:64]}'.")
-        issuer_id = found[0]
+            raise CAError(Kind.NOT_FOUND, f"No CA named '{issuer_name[:64]}' publishes a CRL here.")
+        issuer_id = found[0].id
         cached = self._served.get(issuer_id)
         try:
             with self.db.read() as session:
                 state = store.crl_states(session, issuer_id).get(issuer_id)
                 if state is None or state.published_number is None:
+                    if found[0].record.role is IssuerRole.ROOT and issuer_id not in self._signed_here():
+                        raise CAError(
+                            Kind.NOT_FOUND,
+                            f"No CRL of {issuer_name} has been imported; run 'ca-service crl import'.",
+                        )
+                    if issuer_id not in self._signed_here():
+                        raise CAError(
+                            Kind.NOT_FOUND, f"{issuer_name} published no CRL before it was revoked."
+                        )
                     raise CAError(
                         Kind.UNAVAILABLE, f"The CRL of {issuer_name} is not published yet; retry shortly."
                     )
@@ -462,7 +613,7 @@ class Revocation:
                     return cached
                 row = store.published_crl(session, issuer_id)
         except DatabaseUnavailable:
-            if cached is not None and cached.next_update > datetime.now(UTC):
+            if cached is not None and cached.next_update > self.clock.now():
                 return cached
             raise
         crl = PublishedCrl(issuer_name, row.number, row.der, row.this_update, row.next_update)
@@ -470,13 +621,22 @@ class Revocation:
             self._served[issuer_id] = crl
         return crl
 
+    def _served_cas(self) -> list[CA]:
+        """The CAs whose CRL is served: those signed here, the newest root (also an external
+        one, with the CRL imported), and revoked issuing CAs (their last CRL)."""
+        cas = self.directory.get()
+        revoked = {k: c for k, c in cas.issuing.items() if c.state is IssuerState.REVOKED}
+        return list({**self._signed_here(), cas.root.id: cas.root, **revoked}.values())
+
     def health(self) -> list[CrlHealth]:
-        """CRL state of every signing issuer (for /healthz and /metrics)."""
-        signing = self.directory.get().signing
+        """CRL state of every CA whose CRL is signed here, and of an external root (imported
+        CRL), for /healthz and /metrics."""
+        cas = self.directory.get()
+        here = self._signed_here()
         with self.db.read() as session:
             states = store.crl_states(session)
         out = []
-        for issuer_id, issuer in signing.items():
+        for issuer_id, issuer in {**here, cas.root.id: cas.root}.items():
             st = states.get(issuer_id) or store.CrlState(issuer_id, None, 0, None, None)
             out.append(
                 CrlHealth(
@@ -487,6 +647,7 @@ class Revocation:
                     st.pending,
                     st.entries,
                     st.oldest_pending,
+                    imported=issuer_id not in here,
                 )
             )
         return out
@@ -494,10 +655,12 @@ class Revocation:
     def health_check(self) -> str:
         """'ok', or a sentence naming each CRL that is unpublished, past its nextUpdate, or
         missing a revocation for longer than ``crl_stale_after_seconds``."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         bound = self.settings.crl_stale_after_seconds
         problems = []
         for h in self.health():
+            if h.imported:  # signed elsewhere: warnings (details), not our unreadiness
+                continue
             if h.number is None:
                 problems.append(f"the CRL of {h.issuer} is not published")
             elif h.past_next_update(now):
@@ -513,3 +676,27 @@ class Revocation:
             return "ok"
         text = "; ".join(problems)
         return text[0].upper() + text[1:] + "."
+
+    def warnings(self) -> list[str]:
+        """Sentences for an external root's CRL that is not imported, past its nextUpdate, or
+        within ``root_crl_warn_days`` of it: only the operator can import a new one."""
+        now = self.clock.now()
+        out = []
+        for h in self.health():
+            if not h.import_due(now, self.warn_before):
+                continue
+            if h.next_update is None:
+                out.append(
+                    f"No CRL of the external root {h.issuer} is imported; run 'ca-service crl import'."
+                )
+            else:
+                verb = "was due" if h.next_update <= now else "is due"
+                out.append(
+                    f"The CRL of the external root {h.issuer} {verb} for renewal at its nextUpdate "
+                    f"{h.next_update:%Y-%m-%dT%H:%M:%SZ}; sign a new one and run 'ca-service crl import'."
+                )
+        return out
+
+    @property
+    def warn_before(self) -> timedelta:
+        return timedelta(days=self.settings.root_crl_warn_days)

@@ -27,6 +27,8 @@ def _record(row: IssuerRow) -> IssuerRecord:
         not_before=row.not_before,
         not_after=row.not_after,
         checked_at=row.checked_at,
+        revoked_at=row.revoked_at,
+        revocation_reason=row.revocation_reason,
     )
 
 
@@ -109,6 +111,28 @@ def set_state(
         stmt = stmt.where(IssuerRow.state == expected.value)
     result = session.execute(stmt.values(state=state.value), execution_options=CORE)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def revoke(session: Session, issuer_id: int, at: datetime, reason: str) -> bool:
+    """Mark an issuing CA revoked by its root; False when it already was (the WHERE clause is
+    re-checked under the row lock, so two revocations record one)."""
+    result = session.execute(
+        update(IssuerRow)
+        .where(IssuerRow.id == issuer_id, IssuerRow.state != IssuerState.REVOKED.value)
+        .values(state=IssuerState.REVOKED.value, revoked_at=at, revocation_reason=reason),
+        execution_options=CORE,
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def still_signs(session: Session, issuer_id: int) -> bool:
+    """Whether ``issuer_id`` still signs (active or retiring, not revoked), read in the issuing
+    transaction under a share lock (PostgreSQL): a revocation that committed first is seen, one
+    that comes later waits for the issuance to commit."""
+    state = session.scalar(
+        select(IssuerRow.state).where(IssuerRow.id == issuer_id).with_for_update(read=True)
+    )
+    return state is not None and IssuerState(state).signs
 
 
 def activate(

@@ -70,7 +70,7 @@ class IssuerRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))  # root | issuing
-    state: Mapped[str] = mapped_column(String(16))  # pending | active | retiring | retired
+    state: Mapped[str] = mapped_column(String(16))  # pending | active | retiring | retired | revoked
     subject: Mapped[str] = mapped_column(Text)
     key_uri: Mapped[str] = mapped_column(Text)
     certificate_pem: Mapped[str | None] = mapped_column(Text)
@@ -81,6 +81,10 @@ class IssuerRow(Base):
     # the last 'ca-service issuer check' that found every key usable: workers then offer
     # credentials again that a key store had refused
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # an issuing CA revoked by its root ('ca-service issuer revoke', or listed in an imported
+    # root CRL): listed in the root CRL (RFC 5280 5.3.1 reason by name)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revocation_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class CertificateRow(Base):

@@ -14,7 +14,7 @@ from sqlalchemy import DateTime, delete, func, insert, select, type_coerce, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ca_service.store.models import CertificateRow, CrlDataRow, CrlPendingRow, CrlRow
+from ca_service.store.models import CertificateRow, CrlDataRow, CrlPendingRow, CrlRow, IssuerRow
 
 STREAM_ROWS = 20_000
 DELETE_CHUNK = 1_000
@@ -37,8 +37,14 @@ def mark_revoked(
     ).scalar_one_or_none()
     if issuer_id is None:
         return False
-    session.execute(insert(CrlPendingRow).values(issuer_id=issuer_id, serial=serial, revoked_at=at))
+    add_pending(session, issuer_id, serial, at)
     return True
+
+
+def add_pending(session: Session, issuer_id: int, serial: str, at: datetime) -> None:
+    """Count a revocation against the CRL of ``issuer_id`` (a device certificate under an issuing
+    CA, or an issuing CA under our root): its publisher regenerates that CRL."""
+    session.execute(insert(CrlPendingRow).values(issuer_id=issuer_id, serial=serial, revoked_at=at))
 
 
 def ensure_crl_row(session: Session, issuer_id: int) -> None:
@@ -199,6 +205,19 @@ def revoked_entries(
         query = query.where(CertificateRow.not_after > unexpired_at)
     for row in session.connection().execute(query.execution_options(yield_per=STREAM_ROWS)):
         yield row[0], row[1], row[2], row[3]
+
+
+def revoked_cas(session: Session, root_id: int) -> list[tuple[str, datetime, str | None]]:
+    """(certificate PEM, revoked_at, reason) of each issuing CA that ``root_id`` revoked: the
+    entries of the root CRL."""
+    rows = session.execute(
+        select(IssuerRow.certificate_pem, IssuerRow.revoked_at, IssuerRow.revocation_reason).where(
+            IssuerRow.parent_id == root_id,
+            IssuerRow.revoked_at.is_not(None),
+            IssuerRow.certificate_pem.is_not(None),
+        )
+    )
+    return [(str(r[0]), r[1], r[2]) for r in rows if r[1] is not None]
 
 
 def status_of(session: Session, serial: str) -> Any:
