@@ -57,7 +57,9 @@ def make_entries(n: int) -> list[tuple[int, datetime, x509.ReasonFlags | None, d
     return out
 
 
-def builder_crl(issuer: Issuer, entries, number: int) -> x509.CertificateRevocationList:  # type: ignore[no-untyped-def]
+def builder_crl(  # type: ignore[no-untyped-def]
+    issuer: Issuer, entries, number: int, this_update: datetime = NOW, next_update: datetime | None = None
+) -> x509.CertificateRevocationList:
     """The reference: cryptography's builder, the list passed at once."""
     revoked = []
     for serial, at, reason, invalidity in entries:
@@ -79,8 +81,8 @@ def builder_crl(issuer: Issuer, entries, number: int) -> x509.CertificateRevocat
     builder = (
         x509.CertificateRevocationListBuilder(revoked_certificates=revoked)
         .issuer_name(issuer.certificate.subject)
-        .last_update(NOW)
-        .next_update(NOW + timedelta(days=1))
+        .last_update(this_update)
+        .next_update(next_update or this_update + timedelta(days=1))
         .add_extension(x509.CRLNumber(number), critical=False)
         .add_extension(issuer.aki, critical=False)
         .add_extension(idp, critical=True)

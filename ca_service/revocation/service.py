@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.orm import Session
 
-from ca_service.authority.crl import crl_pem, sign_crl
+from ca_service.authority.crl import assemble_crl, crl_pem, entry_der, sign_crl
 from ca_service.config import Settings
 from ca_service.domain import MacAddress, Principal, Role, in_utc, parse_serial, serial_text
 from ca_service.errors import CAError, Kind
@@ -44,6 +44,7 @@ log = logging.getLogger("ca_service.revocation")
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 # who revokes replaced certificates after their grace period (ca-service renewals revoke-superseded)
 SUPERSEDER = Principal(name="renewal", role=Role.ADMIN)
+ENCODE_CHUNK = 5_000  # CRL entries encoded per write transaction
 
 
 @dataclass(frozen=True)
@@ -381,7 +382,9 @@ class Revocation:
     def regenerate(self, issuer_id: int) -> int:
         """Build, sign and store the full CRL of one issuer; returns its CRL number. The caller
         holds the lease; the number is taken first so that it is never reused. The pending
-        revocations are read before the entries, and only those are marked published."""
+        revocations are read before the entries are encoded and read, and only those are marked
+        published. The CRL is assembled from the stored entry DER (streamed, never all rows at
+        once) and signed with the issuer's key."""
         issuer = self.signers.for_id(issuer_id)
         with self.db.write() as session:
             store.ensure_crl_row(session, issuer_id)
@@ -391,10 +394,11 @@ class Revocation:
         cutoff = this_update if self.settings.crl_drop_expired else None
         with self.db.read() as session:
             covered = store.pending_ids(session, issuer_id)
-            rows = store.revoked_entries(session, issuer_id, cutoff)
-            entries = ((int(s, 16), at, reason_flag(r), inv) for s, at, r, inv in rows)
+        self._encode_entries(issuer_id)
+        with self.db.read() as session:
+            entries = store.entry_ders(session, issuer_id, cutoff)
             with self.signers.signing(issuer):
-                der, count = sign_crl(issuer, number, this_update, next_update, entries)
+                der, count = assemble_crl(issuer, number, this_update, next_update, entries)
         with self.db.write() as session:
             stored = store.store_crl(
                 session,
@@ -418,6 +422,23 @@ class Revocation:
             extra={"issuer": issuer.name, "number": number, "entries": count, "bytes": len(der)},
         )
         return number
+
+    def _encode_entries(self, issuer_id: int) -> None:
+        """Encode and store the CRL entry of every revoked certificate of the issuer that has
+        none yet (RFC 5280 5.1.2.6), ``ENCODE_CHUNK`` per short write transaction: the
+        revocations since the last CRL, and once after migration 0014 every older one."""
+        while True:
+            with self.db.write() as session:
+                todo = store.unencoded_entries(session, issuer_id, ENCODE_CHUNK)
+                store.store_entries(
+                    session,
+                    [
+                        (cid, entry_der(int(serial, 16), at, reason_flag(reason), inv))
+                        for cid, serial, at, reason, inv in todo
+                    ],
+                )
+            if len(todo) < ENCODE_CHUNK:
+                return
 
     def root_crl(self, days: int) -> PublishedCrl:
         """A DER CRL signed by our root, valid ``days``, for relying parties that check CRLs along
