@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Response, request
@@ -23,7 +22,6 @@ from ca_service.api.schemas import (
     InspectSchema,
     ProblemSchema,
 )
-from ca_service.bundle.render import digest
 from ca_service.domain import Role
 from ca_service.errors import CAError, Kind
 
@@ -140,10 +138,14 @@ def compatibility(query: dict[str, Any]) -> Any:
     return services().bundle.compatibility(query["firmware"])
 
 
-def _cacheable(text: str, mimetype: str) -> Response:
-    """Strong ETag from the content hash; 304 when If-None-Match matches (RFC 9110 section 13.1.2)."""
-    response = Response(text, mimetype=mimetype)
-    response.set_etag(digest(text))
+def _served(as_json: bool, query: dict[str, Any], mimetype: str) -> Response:
+    """The stored rendering with its strong ETag; 304 when If-None-Match matches (RFC 9110
+    section 13.1.2): nothing is rendered per request."""
+    rendered = services().bundle.served(
+        as_json, query["purpose"], query["firmware"], query["anchors"] == "roots"
+    )
+    response = Response(rendered.body, mimetype=mimetype)
+    response.set_etag(rendered.etag)
     response.headers["Cache-Control"] = BUNDLE_CACHE
     response.make_conditional(request)  # turns it into a 304 in place when If-None-Match matches
     return response
@@ -154,8 +156,10 @@ def _cacheable(text: str, mimetype: str) -> Response:
 @public.response(200, content_type=PEM)
 def bundle_pem(query: dict[str, Any]) -> Response:
     """The trust bundle for provisioning servers: every active anchor and our CAs, each under a
-    comment naming label, purpose, SHA-256 fingerprint and expiry. Filters: ``purpose``, ``firmware``."""
-    return _cacheable(services().bundle.publish(query["purpose"], query["firmware"]).pem, PEM)
+    comment naming label, purpose, SHA-256 fingerprint and expiry. Filters: ``purpose``,
+    ``firmware``; ``anchors=roots`` lists only root CAs (our issuing CA is then an intermediate
+    whose revocation clients check)."""
+    return _served(False, query, PEM)
 
 
 @public.route("/bundle.json")
@@ -164,5 +168,4 @@ def bundle_pem(query: dict[str, Any]) -> Response:
 def bundle_json(query: dict[str, Any]) -> Response:
     """The same bundle with metadata, a version that grows on every change, and the anchors that
     expire within 90 days flagged."""
-    document = services().bundle.publish(query["purpose"], query["firmware"]).document
-    return _cacheable(json.dumps(document, indent=2, sort_keys=True) + "\n", "application/json")
+    return _served(True, query, "application/json")
