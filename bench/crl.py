@@ -184,10 +184,12 @@ def main() -> None:
     )
     settings.home.mkdir(parents=True)
     upgrade(settings.sqlalchemy_url)
-    services = build_services(settings)
-    ca_setup.initialize(services.db, settings)
-    issuer_id, issuer = services.signers.active()
+    setup = build_services(settings)
+    ca_setup.initialize(setup.db, settings)
+    setup.db.dispose()
     app = create_app(settings)
+    services = app.extensions["ca_service"]  # one Database per process, as in a worker
+    issuer_id, issuer = services.signers.active()
     client = app.test_client()
     admin = {"Authorization": "Bearer " + create_token(services.db, name="bench", role="admin")}
     _, csr = make_csr(work, "7C2F80ABCDEF")
