@@ -180,13 +180,8 @@ class Bundle:
     ) -> Rendered:
         """The form of the bundle that GET /trust/bundle.pem (or .json) serves, rendered once
         per state and kept (see the class). Raises what :meth:`publish` raises."""
-        wanted = _purposes(purposes, software)
-        form = (
-            as_json,
-            frozenset(wanted),
-            str(firmware.parse_version(software)) if software else None,
-            roots_only,
-        )
+        _purposes(purposes, software)  # a bad filter is refused before anything is looked up
+        form = (as_json, purposes, software, roots_only)  # as asked: the document echoes them
         now = datetime.now(UTC)
         cached = self._rendered.get(form)
         try:
@@ -221,7 +216,7 @@ class Bundle:
             return known[0]
         with self.db.read() as session:
             latest = trust.latest_version(session)
-            state = _state(latest.version if latest else None, session)
+            state = (latest.version if latest else None, *_our_cas(session))
         self._state = state, time.monotonic()
         return state
 
@@ -241,7 +236,7 @@ class Bundle:
         with self.db.read() as session:
             entries = self._entries(session)
             latest = trust.latest_version(session)
-            cas = _state(None, session)[1:]
+            cas = _our_cas(session)
         full_digest = digest(render_pem(entries, FULL_TITLE))
         if latest is not None and latest.digest == full_digest:
             version = latest.version
@@ -449,14 +444,13 @@ def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
-def _state(version: int | None, session: Session) -> tuple[object, ...]:
-    """What a rendering of the bundle depends on: the bundle version (anchors) and which of our
-    CAs are in it (a rotation or retirement changes the bundle before a version records it)."""
-    cas = tuple(
+def _our_cas(session: Session) -> tuple[object, ...]:
+    """Which of our CAs the bundle lists, as a rendering depends on it beside the bundle version
+    (a rotation or retirement changes the bundle before a version records it)."""
+    return tuple(
         (r.id, r.role.value, r.state.value, bool(r.certificate_pem))
         for r in issuer_store.all_issuers(session)
     )
-    return (version, *cas)
 
 
 def _require_admin(principal: Principal) -> None:
