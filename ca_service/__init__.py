@@ -144,7 +144,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         enrollment,
         Credentials(enrollment, settings),
         Devices(enrollment),
-        Bundle(db),
+        Bundle(db, settings.issuer_refresh_seconds),
         AcmeAuthority(db, enrollment, settings),
         Renewals(db, settings, clock),
         revocation,

@@ -71,15 +71,17 @@ def _revoke_via(host: LiveServer, services: Services, tmp: Path, mac: str) -> in
     return int(serial, 16)
 
 
-_TOKENS: dict[int, str] = {}
+_TOKENS: dict[str, str] = {}
 
 
 def _admin_token(services: Services) -> str:
+    """One admin token per test (keyed by its home: a later test's Services may reuse an id)."""
     from ca_service.enrollment.tokens import create_token
 
-    if id(services) not in _TOKENS:
-        _TOKENS[id(services)] = create_token(services.db, name="lease-admin", role="admin")
-    return _TOKENS[id(services)]
+    key = str(services.settings.home)
+    if key not in _TOKENS:
+        _TOKENS[key] = create_token(services.db, name="lease-admin", role="admin")
+    return _TOKENS[key]
 
 
 def _holder(services: Services) -> tuple[int, str] | None:

@@ -76,6 +76,8 @@ def test_stalled_database_answers_503_and_heals(
         assert (
             crl.status_code == 200 and requests.get(server.url + ocsp_path, timeout=BOUND).status_code == 200
         )
+        bundle = requests.get(server.url + "/trust/bundle.pem", timeout=BOUND)
+        assert bundle.status_code == 200
         proxy.stall()
         for method, path, kwargs in (
             ("post", "/api/v1/certificates", {"json": body}),
@@ -91,8 +93,11 @@ def test_stalled_database_answers_503_and_heals(
         assert health.status_code == 503 and health.json()["checks"]["database"] != "ok", health.text
         assert health.json()["checks"]["keystore"] in ("ok", WAITS_FOR_DATABASE), health.text  # not blamed
         # public reads keep answering from what the worker holds: CA certificates, the CRL, the
-        # OCSP response it signed (still valid); a certificate it never answered for: tryLater
+        # trust bundle it rendered, the OCSP response it signed (still valid); a certificate it
+        # never answered for: tryLater
         assert requests.get(server.url + "/ca/chain.pem", timeout=BOUND).status_code == 200
+        held_bundle = requests.get(server.url + "/trust/bundle.pem", timeout=BOUND)
+        assert held_bundle.status_code == 200 and held_bundle.content == bundle.content
         held = requests.get(f"{server.url}/crl/{issuer}.crl", timeout=BOUND)
         assert held.status_code == 200 and held.content == crl.content
         cached = requests.get(server.url + ocsp_path, timeout=BOUND)

@@ -16,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ca_service.authority.ca import create_issuing, create_root, parse_subject
-from ca_service.authority.issuer import CaUrls, Issuer, pem, signature_hash
+from ca_service.authority.crl import sign_crl
+from ca_service.authority.issuer import CaUrls, Issuer, pem
 from ca_service.config import Settings, load_settings
 from ca_service.domain import KeyType, MacAddress
 from ca_service.errors import CAError, Kind
@@ -121,20 +122,15 @@ def test_backend_signs_certificates_and_crls_openssl_verifies(
         0x1234,
     )
     now = datetime.now(UTC)
-    revoked = (
-        x509.RevokedCertificateBuilder()
-        .serial_number(0x1234)
-        .revocation_date(now - timedelta(minutes=1))
-        .build()
+    # the CRL as the publisher makes it: assembled from entry DER, signed by the loaded key
+    der, _ = sign_crl(
+        issuer,
+        1,
+        now - timedelta(minutes=1),
+        now + timedelta(days=1),
+        [(0x1234, now - timedelta(minutes=1), None, None)],
     )
-    crl = (
-        x509.CertificateRevocationListBuilder(revoked_certificates=[revoked])
-        .issuer_name(issuing.subject)
-        .last_update(now - timedelta(minutes=1))
-        .next_update(now + timedelta(days=1))
-        .add_extension(x509.CRLNumber(1), critical=False)
-        .sign(loaded, signature_hash(loaded))
-    )
+    crl = x509.load_der_x509_crl(der)
     (tmp_path / "root.pem").write_text(pem(root))
     (tmp_path / "issuing.pem").write_text(pem(issuing))
     (tmp_path / "chain.pem").write_text(pem(issuing) + pem(root))

@@ -323,3 +323,88 @@ def test_concurrent_imports_get_distinct_growing_versions(services, settings) ->
         assert stored == list(range(1, len(stored) + 1)) and stored[-1] == versions[-1]
     with pytest.raises(IntegrityError), services.db.write() as session:
         trust.add_version(session, versions[-1], "0" * 64, "reused number")
+
+
+def test_roots_only_form(client: FlaskClient, admin: dict[str, str], tmp_path: Path) -> None:
+    """``anchors=roots``: only self-signed CAs are anchors; our issuing CA (and an imported
+    intermediate) must come as an untrusted intermediate, so its revocation can be checked."""
+    import_gigaset_anchors(client, admin)
+    everything = client.get("/trust/bundle.json").json
+    roots = client.get("/trust/bundle.json?anchors=roots").json
+    assert roots["filter"]["anchors"] == "roots" and everything["filter"]["anchors"] == "all"
+    assert roots["version"] == everything["version"]
+    labels = {c["label"] for c in roots["certificates"]}
+    assert labels == {"Gigaset.net (factory)", "Gigaset Technologies root", "ca-service root CA"}, labels
+    assert everything["count"] == 5 and roots["count"] == 3
+    pem = client.get("/trust/bundle.pem?anchors=roots")
+    assert pem.data.decode().count("BEGIN CERTIFICATE") == 3 and "root CAs only" in pem.data.decode()
+    assert pem.headers["ETag"] != client.get("/trust/bundle.pem").headers["ETag"]
+    cert, _, _ = issue_ours(client, admin, tmp_path)
+    bundle = fetch_bundle(client, tmp_path, "?anchors=roots")
+    assert not verifies(bundle, cert)  # the issuing CA is no anchor any more
+    issuing = tmp_path / "issuing.pem"
+    issuing.write_bytes(client.get("/ca/issuing.pem").data)
+    from tests.helpers import openssl
+
+    ok = openssl("verify", "-CAfile", str(bundle), "-untrusted", str(issuing), str(cert), check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert verifies(fetch_bundle(client, tmp_path), cert)  # today's form: the issuing CA is an anchor
+    bad = client.get("/trust/bundle.pem?anchors=intermediates")
+    assert bad.status_code in (400, 422) and bad.mimetype == "application/problem+json"
+
+
+def test_rendered_once_per_version_and_form(
+    client: FlaskClient, admin: dict[str, str], app, monkeypatch
+) -> None:
+    """A bundle form is rendered once per version; 200s and 304s after it render nothing; an
+    anchor change made through this worker shows at once."""
+    services = app.extensions["ca_service"]  # the app's own (one worker)
+    renders: list[tuple[object, ...]] = []
+    real = services.bundle._publish_with_state
+
+    def counting(*args):  # type: ignore[no-untyped-def]
+        renders.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(services.bundle, "_publish_with_state", counting)
+    first = client.get("/trust/bundle.pem")
+    etag = first.headers["ETag"]
+    for _ in range(3):
+        assert client.get("/trust/bundle.pem").data == first.data
+        assert client.get("/trust/bundle.pem", headers={"If-None-Match": etag}).status_code == 304
+    assert len(renders) == 1
+    client.get("/trust/bundle.json")
+    client.get("/trust/bundle.pem?anchors=roots")
+    client.get("/trust/bundle.pem?anchors=roots")
+    assert len(renders) == 3  # one per form
+    import_gigaset_anchors(client, admin)
+    changed = client.get("/trust/bundle.pem")
+    assert changed.headers["ETag"] != etag and changed.data.count(b"BEGIN CERTIFICATE") == 5
+    assert client.get("/trust/bundle.pem", headers={"If-None-Match": etag}).status_code == 200
+    assert len(renders) == 4
+
+
+def test_served_from_memory_while_the_database_is_away(client: FlaskClient, app, monkeypatch) -> None:
+    """A form this worker rendered is served while the database cannot answer; one it never
+    rendered is a 503."""
+    from contextlib import contextmanager
+
+    from ca_service.store.db import DatabaseUnavailable
+
+    services = app.extensions["ca_service"]
+    served = client.get("/trust/bundle.pem")
+    services.bundle.refresh_seconds = 0  # look at the database on every request
+
+    @contextmanager
+    def away():  # type: ignore[no-untyped-def]
+        raise DatabaseUnavailable("The database is not available; try again shortly.")
+        yield
+
+    monkeypatch.setattr(services.db, "read", away)
+    held = client.get("/trust/bundle.pem")
+    assert (
+        held.status_code == 200
+        and held.data == served.data
+        and held.headers["ETag"] == served.headers["ETag"]
+    )
+    assert client.get("/trust/bundle.json").status_code == 503

@@ -207,6 +207,8 @@ def test_cli_trust_and_inspect(services, env_for: dict[str, str], tmp_path: Path
         assert openssl("verify", "-CAfile", str(bundle), str(vector(name)), check=False).returncode == 0
     exported = json.loads(run("trust", "export", "--json", "--firmware", "2.59"))
     assert [c["purpose"] for c in exported["certificates"]] == ["gigaset-factory", "private", "private"]
+    roots = json.loads(run("trust", "export", "--json", "--anchors", "roots"))
+    assert [c["label"] for c in roots["certificates"]] == ["GN", "GT root", "ca-service root CA"]
     run("trust", "retire", str(listing[0]["id"]))
     assert len(run("trust", "list").splitlines()) == 3  # the header and two anchors
     assert "retired" in run("trust", "list", "--all")

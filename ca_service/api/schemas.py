@@ -261,6 +261,15 @@ class BundleQuerySchema(Schema):
         validate=validate.Length(max=100),
         metadata={"description": "Only what devices on this software need: 2.59, 2.59.1 or 83.V2.59.1."},
     )
+    anchors = fields.String(
+        load_default="all",
+        validate=validate.OneOf(["all", "roots"]),
+        metadata={
+            "description": "all: every anchor and our CAs (our issuing CA is trusted as an anchor, so "
+            "clients never check its revocation); roots: only root CAs (issuing CAs are intermediates "
+            "whose revocation clients check)."
+        },
+    )
 
 
 class InspectSchema(Schema):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Response, request
@@ -23,7 +22,6 @@ from ca_service.api.schemas import (
     InspectionSchema,
     InspectSchema,
 )
-from ca_service.bundle.render import digest
 from ca_service.domain import Role
 from ca_service.errors import CAError, Kind
 
@@ -181,18 +179,26 @@ def compatibility(query: dict[str, Any]) -> Any:
     return services().bundle.compatibility(query["firmware"])
 
 
-def _cacheable(text: str, mimetype: str) -> Response:
-    """Strong ETag from the content hash; 304 when If-None-Match matches (RFC 9110 section 13.1.2)."""
-    response = Response(text, mimetype=mimetype)
-    response.set_etag(digest(text))
+def _served(as_json: bool, query: dict[str, Any], mimetype: str) -> Response:
+    """The stored rendering with its strong ETag; 304 when If-None-Match matches (RFC 9110
+    section 13.1.2, weak comparison): nothing is rendered per request."""
+    rendered = services().bundle.served(
+        as_json, query["purpose"], query["firmware"], query["anchors"] == "roots"
+    )
+    matched = request.if_none_match.contains_weak(rendered.etag)
+    response = Response(status=304) if matched else Response(rendered.body, mimetype=mimetype)
+    response.set_etag(rendered.etag)
     response.headers["Cache-Control"] = BUNDLE_CACHE
-    response.make_conditional(request)  # turns it into a 304 in place when If-None-Match matches
     return response
+
+
+# one schema instance: webargs would make one per request from the class (a third of the request)
+BUNDLE_QUERY = BundleQuerySchema()
 
 
 @public.route("/bundle.pem")
 @public.doc(operationId="getTrustBundlePem")
-@public.arguments(BundleQuerySchema, location="query")
+@public.arguments(BUNDLE_QUERY, location="query")
 @public.response(200, TEXT, content_type=PEM, example=examples.CERT_PEM)
 @public.alt_response(304, description="Not modified (If-None-Match)", success=True)
 @problem_docs((400, "Unknown purpose or not a software version"))
@@ -200,14 +206,16 @@ def bundle_pem(query: dict[str, Any]) -> Response:
     """The trust bundle for provisioning servers, PEM.
 
     Every active anchor and our CAs, each under a comment naming label, purpose, SHA-256
-    fingerprint and expiry. Filters: ``purpose``, ``firmware``.
+    fingerprint and expiry. Filters: ``purpose``, ``firmware``; ``anchors=roots`` lists only
+    root CAs (our issuing CA is then an intermediate whose revocation clients check). Rendered
+    once per bundle version and form: a 200 or 304 renders nothing.
     """
-    return _cacheable(services().bundle.publish(query["purpose"], query["firmware"]).pem, PEM)
+    return _served(False, query, PEM)
 
 
 @public.route("/bundle.json")
 @public.doc(operationId="getTrustBundleJson")
-@public.arguments(BundleQuerySchema, location="query")
+@public.arguments(BUNDLE_QUERY, location="query")
 @public.response(200, {"type": "object"}, example=BUNDLE_JSON)
 @public.alt_response(304, description="Not modified (If-None-Match)", success=True)
 @problem_docs((400, "Unknown purpose or not a software version"))
@@ -217,5 +225,4 @@ def bundle_json(query: dict[str, Any]) -> Response:
     The same bundle with metadata, a version that grows on every change, and the anchors that
     expire within 90 days flagged.
     """
-    document = services().bundle.publish(query["purpose"], query["firmware"]).document
-    return _cacheable(json.dumps(document, indent=2, sort_keys=True) + "\n", "application/json")
+    return _served(True, query, "application/json")

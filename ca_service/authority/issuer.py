@@ -94,15 +94,26 @@ class Issuer:
         )
         self.hash = signature_hash(self.certificate)
 
+    def sign(self, data: bytes | memoryview) -> bytes:
+        """A signature over ``data`` as cryptography's builders make it with this key and hash:
+        ECDSA (RFC 5758 section 3.2) or RSASSA-PKCS1-v1_5 (RFC 8017 section 8.2); raises on a
+        key store failure."""
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            return self.key.sign(data, ec.ECDSA(self.hash))
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            # typed as bytes, but cryptography (and our PKCS#11 key) take any buffer
+            return self.key.sign(data, padding.PKCS1v15(), self.hash)  # type: ignore[arg-type]
+        raise CAError(Kind.UNAVAILABLE, f"The key of issuer {self.name} is neither ECDSA nor RSA.")
+
     def self_test(self) -> None:
         """Sign and verify a fixed message: proves the key store can sign with this key and
         that the key matches the certificate (raises on any failure)."""
         message = b"ca-service signing self-test"
         public = self.certificate.public_key()
+        signature = self.sign(message)
         if isinstance(self.key, ec.EllipticCurvePrivateKey) and isinstance(public, ec.EllipticCurvePublicKey):
-            public.verify(self.key.sign(message, ec.ECDSA(self.hash)), message, ec.ECDSA(self.hash))
+            public.verify(signature, message, ec.ECDSA(self.hash))
         elif isinstance(self.key, rsa.RSAPrivateKey) and isinstance(public, rsa.RSAPublicKey):
-            signature = self.key.sign(message, padding.PKCS1v15(), self.hash)
             public.verify(signature, message, padding.PKCS1v15(), self.hash)
         else:
             raise CAError(Kind.UNAVAILABLE, f"The key of issuer {self.name} does not match its certificate.")

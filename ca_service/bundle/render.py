@@ -28,6 +28,12 @@ class Entry:
     pem: str
     anchor_id: int | None = None
     warnings: tuple[str, ...] = ()
+    root: bool = False  # self-signed: a trust anchor also in the roots-only form
+
+    def flips(self, now: datetime) -> datetime | None:
+        """The next moment after ``now`` when :meth:`expiring` or :meth:`expired` changes."""
+        later = [t for t in (self.not_after - EXPIRY_WARNING, self.not_after) if t > now]
+        return min(later) if later else None
 
     def expiring(self, now: datetime) -> bool:
         return self.not_after - now < EXPIRY_WARNING

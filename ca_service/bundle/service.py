@@ -4,7 +4,10 @@ certificates, answer firmware compatibility questions."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +25,7 @@ from ca_service.bundle.anchors import (
     check_label,
     check_purpose,
     fingerprint,
+    is_self_signed,
     load_certificates,
 )
 from ca_service.bundle.inspect import OURS, Inspection, inspect_chain
@@ -32,11 +36,16 @@ from ca_service.policy import in_scope, require_role
 from ca_service.store import Database, audit, trust
 from ca_service.store import certificates as certs
 from ca_service.store import issuers as issuer_store
+from ca_service.store.db import DatabaseUnavailable
 from ca_service.store.models import TrustAnchorRow, utcnow
 
 log = logging.getLogger("ca_service.bundle")
 
 FULL_TITLE = "ca-service trust bundle: every active anchor and this service's CAs"
+ROOTS_TITLE = (
+    "root CAs only: intermediates (our issuing CAs too) are not anchors and are checked for revocation"
+)
+MAX_FORMS = 64  # renderings kept per worker (filters make forms; a flood of them renders afresh)
 
 
 @dataclass(frozen=True)
@@ -48,11 +57,38 @@ class Published:
     document: dict[str, Any]
 
 
-class Bundle:
-    """Trust anchors and the published trust bundle."""
+@dataclass(frozen=True)
+class _Rendering(Published):
+    fresh_until: datetime | None  # the next expiry flag that flips
 
-    def __init__(self, db: Database) -> None:
+
+@dataclass(frozen=True)
+class Rendered:
+    """One form of the bundle as served: its bytes, their strong validator (SHA-256, RFC 9110
+    section 8.8.3), the state of the database it was rendered from, and until when it holds
+    (the next expiry flag that flips in the JSON document)."""
+
+    body: bytes
+    etag: str
+    state: tuple[object, ...]
+    fresh_until: datetime | None
+
+
+class Bundle:
+    """Trust anchors and the published trust bundle.
+
+    Each form of the bundle (PEM or JSON, per filter) is rendered once per state of what it
+    lists (the bundle version and our CAs) and kept per worker: a request costs a dictionary
+    look-up, and that state is read from the database at most every ``refresh_seconds`` (as
+    workers look for an issuer rotation); changes made through this worker show at once. While
+    the database cannot answer, the renderings this worker holds are served."""
+
+    def __init__(self, db: Database, refresh_seconds: float = 2.0) -> None:
         self.db = db
+        self.refresh_seconds = refresh_seconds
+        self._rendered: dict[tuple[object, ...], Rendered] = {}
+        self._state: tuple[tuple[object, ...], float] | None = None  # (state, monotonic when read)
+        self._lock = threading.Lock()
 
     # -- anchors ----------------------------------------------------------------------------
     def add(self, data: bytes | str, purpose: str, label: str, principal: Principal) -> dict[str, Any]:
@@ -101,6 +137,7 @@ class Bundle:
                 },
             )
             view = self._anchor_json(row, now)
+        self._state = None  # this worker serves the new version at once
         log.info("trust anchor added", extra={"actor": principal.label, "fingerprint": facts.fingerprint})
         return view
 
@@ -124,7 +161,9 @@ class Bundle:
                     "bundle_version": version,
                 },
             )
-            return self._anchor_json(row, datetime.now(UTC))
+            view = self._anchor_json(row, datetime.now(UTC))
+        self._state = None
+        return view
 
     def anchors(self, include_retired: bool = False) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -136,33 +175,93 @@ class Bundle:
             return self._anchor_json(self._row(session, anchor_id), datetime.now(UTC))
 
     # -- the bundle -------------------------------------------------------------------------
-    def publish(self, purposes: str | None = None, software: str | None = None) -> Published:
+    def served(
+        self, as_json: bool, purposes: str | None, software: str | None, roots_only: bool = False
+    ) -> Rendered:
+        """The form of the bundle that GET /trust/bundle.pem (or .json) serves, rendered once
+        per state and kept (see the class). Raises what :meth:`publish` raises."""
+        _purposes(purposes, software)  # a bad filter is refused before anything is looked up
+        form = (as_json, purposes, software, roots_only)  # as asked: the document echoes them
+        now = datetime.now(UTC)
+        cached = self._rendered.get(form)
+        try:
+            state = self._current_state()
+        except DatabaseUnavailable:
+            if cached is None:
+                raise
+            return cached
+        if (
+            cached is not None
+            and cached.state == state
+            and (cached.fresh_until is None or now < cached.fresh_until)
+        ):
+            return cached
+        published, state = self._publish_with_state(purposes, software, roots_only)
+        body = (
+            json.dumps(published.document, indent=2, sort_keys=True) + "\n" if as_json else published.pem
+        ).encode()
+        rendered = Rendered(body, digest(body.decode()), state, published.fresh_until)
+        with self._lock:
+            if len(self._rendered) >= MAX_FORMS:
+                self._rendered.clear()
+            self._rendered[form] = rendered
+            self._state = state, time.monotonic()
+        return rendered
+
+    def _current_state(self) -> tuple[object, ...]:
+        """The bundle version and our CAs as last read, read again when older than
+        ``refresh_seconds``."""
+        known = self._state
+        if known is not None and time.monotonic() - known[1] < self.refresh_seconds:
+            return known[0]
+        with self.db.read() as session:
+            latest = trust.latest_version(session)
+            state = (latest.version if latest else None, *_our_cas(session))
+        self._state = state, time.monotonic()
+        return state
+
+    def publish(
+        self, purposes: str | None = None, software: str | None = None, roots_only: bool = False
+    ) -> Published:
         """The bundle, optionally only the given purposes (comma-separated) and/or what devices on
-        ``software`` need. Records a new version first if the full bundle changed (our CAs)."""
+        ``software`` need, and with ``roots_only`` only the self-signed CAs (our issuing CAs and
+        imported intermediates left out: a client that trusts only roots checks the revocation of
+        every CA below them). Records a new version first if the full bundle changed (our CAs)."""
+        return self._publish_with_state(purposes, software, roots_only)[0]
+
+    def _publish_with_state(
+        self, purposes: str | None, software: str | None, roots_only: bool
+    ) -> tuple[_Rendering, tuple[object, ...]]:
         wanted = _purposes(purposes, software)
         with self.db.read() as session:
             entries = self._entries(session)
             latest = trust.latest_version(session)
+            cas = _our_cas(session)
         full_digest = digest(render_pem(entries, FULL_TITLE))
         if latest is not None and latest.digest == full_digest:
             version = latest.version
         else:
             version = self._publish_now("this service's CAs changed")
-        chosen = [e for e in entries if e.purpose in wanted]
-        title = (
-            FULL_TITLE
-            if wanted == set(ALL_PURPOSES)
-            else "ca-service trust bundle: " + _filter_text(software, wanted)
-        )
+        chosen = [e for e in entries if e.purpose in wanted and (e.root or not roots_only)]
+        parts = [] if wanted == set(ALL_PURPOSES) else [_filter_text(software, wanted)]
+        if roots_only:
+            parts.append(ROOTS_TITLE)
+        title = "ca-service trust bundle: " + "; ".join(parts) if parts else FULL_TITLE
         now = datetime.now(UTC)
         document = {
             "version": version,
-            "filter": {"purposes": sorted(wanted, key=ALL_PURPOSES.index), "firmware": software},
+            "filter": {
+                "purposes": sorted(wanted, key=ALL_PURPOSES.index),
+                "firmware": software,
+                "anchors": "roots" if roots_only else "all",
+            },
             "count": len(chosen),
             "expiring_within_90_days": sum(e.expiring(now) for e in chosen),
             "certificates": [entry_json(e, now) for e in chosen],
         }
-        return Published(render_pem(chosen, title), document)
+        flips = [t for t in (e.flips(now) for e in chosen) if t is not None]
+        published = _Rendering(render_pem(chosen, title), document, min(flips) if flips else None)
+        return published, (version, *cas)
 
     def expiring(self) -> list[Entry]:
         """Anchors and CAs of ours that expire within 90 days (or have expired)."""
@@ -195,11 +294,12 @@ class Bundle:
                 subject=r.subject,
                 not_before=r.not_before,
                 not_after=r.not_after,
-                pem=_pem(x509.load_der_x509_certificate(r.der)),
+                pem=_pem(cert),
                 anchor_id=r.id,
                 warnings=tuple(r.warnings or ()),
+                root=is_self_signed(cert),
             )
-            for r in trust.anchors(session)
+            for r, cert in ((r, x509.load_der_x509_certificate(r.der)) for r in trust.anchors(session))
         ]
         return ordered(imported + self._ours(session))
 
@@ -215,7 +315,12 @@ class Bundle:
             if r.role is IssuerRole.ISSUING and r.state.signs and r.certificate_pem
         ]
         labelled = [
-            (label, x509.load_pem_x509_certificate(str(r.certificate_pem).encode())) for label, r in chosen
+            (
+                label,
+                r.role is IssuerRole.ROOT,
+                x509.load_pem_x509_certificate(str(r.certificate_pem).encode()),
+            )
+            for label, r in chosen
         ]
         return [
             Entry(
@@ -226,8 +331,9 @@ class Bundle:
                 not_before=cert.not_valid_before_utc,
                 not_after=cert.not_valid_after_utc,
                 pem=_pem(cert),
+                root=root,
             )
-            for label, cert in labelled
+            for label, root, cert in labelled
         ]
 
     # -- inspection and compatibility -------------------------------------------------------
@@ -341,6 +447,15 @@ class Bundle:
 
 def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _our_cas(session: Session) -> tuple[object, ...]:
+    """Which of our CAs the bundle lists, as a rendering depends on it beside the bundle version
+    (a rotation or retirement changes the bundle before a version records it)."""
+    return tuple(
+        (r.id, r.role.value, r.state.value, bool(r.certificate_pem))
+        for r in issuer_store.all_issuers(session)
+    )
 
 
 def _require_admin(principal: Principal) -> None:

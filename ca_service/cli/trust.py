@@ -82,13 +82,25 @@ def trust_retire(ctx: click.Context, anchor_id: int) -> None:
 @click.option("--out", type=OUT_FILE, default=None, help="Default or '-': stdout.")
 @click.option("--purpose", default=None, help="Comma-separated purposes, e.g. gigaset-factory,private.")
 @click.option("--firmware", default=None, help="Only what devices on this software need, e.g. 2.61.")
+@click.option(
+    "--anchors",
+    type=click.Choice(["all", "roots"]),
+    default="all",
+    show_default=True,
+    help="roots: only root CAs are anchors (issuing CAs become intermediates checked for revocation).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The JSON document instead of PEM.")
 @click.pass_context
 def trust_export(
-    ctx: click.Context, out: Path | None, purpose: str | None, firmware: str | None, as_json: bool
+    ctx: click.Context,
+    out: Path | None,
+    purpose: str | None,
+    firmware: str | None,
+    anchors: str,
+    as_json: bool,
 ) -> None:
     """Write the trust bundle (what GET /trust/bundle.pem serves)."""
-    published = services_of(settings_of(ctx)).bundle.publish(purpose, firmware)
+    published = services_of(settings_of(ctx)).bundle.publish(purpose, firmware, anchors == "roots")
     text = json.dumps(published.document, indent=2, sort_keys=True) + "\n" if as_json else published.pem
     if write_out(out, text):
         click.echo(

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.orm import Session
 
-from ca_service.authority.crl import Entry, check_crl_of, crl_pem, read_crl, sign_crl
+from ca_service.authority.crl import assemble_crl, check_crl_of, crl_pem, entry_der, read_crl, sign_crl
 from ca_service.clock import SYSTEM, Clock
 from ca_service.config import Settings
 from ca_service.domain import (
@@ -60,6 +60,7 @@ log = logging.getLogger("ca_service.revocation")
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 # who revokes replaced certificates after their grace period (ca-service renewals revoke-superseded)
 SUPERSEDER = Principal(name="renewal", role=Role.ADMIN)
+ENCODE_CHUNK = 5_000  # CRL entries encoded per write transaction
 
 
 @dataclass(frozen=True)
@@ -425,9 +426,11 @@ class Revocation:
     def regenerate(self, issuer_id: int) -> int:
         """Build, sign and store the full CRL of one issuer; returns its CRL number. The caller
         holds the lease; the number is taken first so that it is never reused. The pending
-        revocations are read before the entries, and only those are marked published. A root's
-        CRL lists the issuing CAs it revoked and carries no issuing distribution point (RFC 5280
-        5.2.5: it covers every certificate the root issued, and older issuing CAs name no CRL)."""
+        revocations are read before the entries are encoded and read, and only those are marked
+        published. An issuing CA's CRL is assembled from the stored entry DER (streamed, never all
+        rows at once) and signed with the issuer's key. A root's CRL lists the issuing CAs it
+        revoked and carries no issuing distribution point (RFC 5280 5.2.5: it covers every
+        certificate the root issued, and older issuing CAs name no CRL)."""
         issuer = self.signers.for_id(issuer_id)
         root = self.directory.get().cas[issuer_id].record.role is IssuerRole.ROOT
         with self.db.write() as session:
@@ -438,18 +441,23 @@ class Revocation:
         cutoff = this_update if self.settings.crl_drop_expired else None
         with self.db.read() as session:
             covered = store.pending_ids(session, issuer_id)
-            if root:
-                entries: Iterator[Entry] = (
+        der: bytes | bytearray
+        if root:
+            with self.db.read() as session:
+                revoked = [
                     (x509.load_pem_x509_certificate(pem.encode()).serial_number, at, reason_flag(r), None)
                     for pem, at, r in store.revoked_cas(session, issuer_id)
-                )
-            else:
-                rows = store.revoked_entries(session, issuer_id, cutoff)
-                entries = ((int(s, 16), at, reason_flag(r), inv) for s, at, r, inv in rows)
+                ]
             with self.signers.signing(issuer):
                 der, count = sign_crl(
-                    issuer, number, this_update, next_update, entries, user_certificates=not root
+                    issuer, number, this_update, next_update, revoked, user_certificates=False
                 )
+        else:
+            self._encode_entries(issuer_id)
+            with self.db.read() as session:
+                entries = store.entry_ders(session, issuer_id, cutoff)
+                with self.signers.signing(issuer):
+                    der, count = assemble_crl(issuer, number, this_update, next_update, entries)
         with self.db.write() as session:
             stored = store.store_crl(
                 session,
@@ -473,6 +481,23 @@ class Revocation:
             extra={"issuer": issuer.name, "number": number, "entries": count, "bytes": len(der)},
         )
         return number
+
+    def _encode_entries(self, issuer_id: int) -> None:
+        """Encode and store the CRL entry of every revoked certificate of the issuer that has
+        none yet (RFC 5280 5.1.2.6), ``ENCODE_CHUNK`` per short write transaction: the
+        revocations since the last CRL, and once after migration 0014 every older one."""
+        while True:
+            with self.db.write() as session:
+                todo = store.unencoded_entries(session, issuer_id, ENCODE_CHUNK)
+                store.store_entries(
+                    session,
+                    [
+                        (cid, entry_der(int(serial, 16), at, reason_flag(reason), inv))
+                        for cid, serial, at, reason, inv in todo
+                    ],
+                )
+            if len(todo) < ENCODE_CHUNK:
+                return
 
     # -- the hierarchy: issuing CAs revoked by the root, an external root's CRL ---------------
     def revoke_issuer(self, name: str, reason: str, actor: str = "cli") -> RevokedIssuer:
