@@ -105,8 +105,8 @@ def test_entries_stream_in_batches_without_losing_a_row(services: Services) -> N
 
 
 def test_entries_of_rows_revoked_before_the_migration(tmp_path: Path) -> None:
-    """A database at 0013 (just before 0014) with revoked certificates: after the upgrade their entries are encoded
-    by the first CRL, which lists every one of them."""
+    """A database at 0013 (just before 0014) with revoked certificates: after the upgrade their
+    entries are encoded by the first CRL, which lists every one of them."""
     from ca_service import build_services
     from ca_service.issuers import lifecycle
     from tests.conftest import base_settings
