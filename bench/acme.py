@@ -222,9 +222,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", default="1,8")
-    parser.add_argument(  # the service's own default (CA_SERVICE_WORKERS unset)
-        "--workers", type=int, default=max(2, 2 * mp.cpu_count()), help="gunicorn workers"
-    )
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]

@@ -2,7 +2,7 @@
 in-process ceiling measured in the same run (parse CSR + verify + build + sign + PEM; no HTTP,
 no database).
 
-    .venv/bin/python bench/issue_rate.py [--seconds 10] [--connections 16] [--workers 4]
+    .venv/bin/python bench/issue_rate.py [--seconds 10] [--connections 16] [--workers 2]
                                          [--db sqlite|postgresql]
 
 Needs `wrk` (Debian package). Every counted certificate is a committed row: the figure is the
@@ -86,9 +86,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument(  # the service's own default: sync workers linger on each closing socket
-        "--workers", type=int, default=max(2, 2 * multiprocessing.cpu_count()), help="gunicorn workers"
-    )
+    parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count())
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     opts = parser.parse_args()
 
