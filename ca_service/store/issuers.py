@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ca_service.domain import IssuerRecord, IssuerRole, IssuerState
@@ -125,13 +125,15 @@ def revoke(session: Session, issuer_id: int, at: datetime, reason: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_STATE = select(IssuerRow.__table__.c.state).where(IssuerRow.__table__.c.id == bindparam("id"))
+
+
 def still_signs(session: Session, issuer_id: int) -> bool:
     """Whether ``issuer_id`` still signs (active or retiring, not revoked), read in the issuing
-    transaction under a share lock (PostgreSQL): a revocation that committed first is seen, one
-    that comes later waits for the issuance to commit."""
-    state = session.scalar(
-        select(IssuerRow.state).where(IssuerRow.id == issuer_id).with_for_update(read=True)
-    )
+    transaction: a revocation that committed first is seen. No row lock: every issuance would
+    take one on the same row (a MultiXact per certificate on PostgreSQL), and a certificate that
+    commits just after its CA's revocation is invalid all the same (its CA is in the root CRL)."""
+    state = session.execute(_STATE, {"id": issuer_id}).scalar()
     return state is not None and IssuerState(state).signs
 
 
