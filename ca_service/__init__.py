@@ -144,7 +144,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         enrollment,
         Credentials(enrollment, settings),
         Devices(enrollment),
-        Bundle(db, settings.issuer_refresh_seconds),
+        Bundle(db, settings.issuer_refresh_seconds, clock),
         AcmeAuthority(db, enrollment, settings),
         Renewals(db, settings, clock),
         revocation,

@@ -7,9 +7,8 @@ import dataclasses
 import json
 import logging
 import threading
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
@@ -30,6 +29,7 @@ from ca_service.bundle.anchors import (
 )
 from ca_service.bundle.inspect import OURS, Inspection, inspect_chain
 from ca_service.bundle.render import Entry, digest, entry_json, ordered, render_pem
+from ca_service.clock import SYSTEM, Clock
 from ca_service.domain import IssuerRole, MacAddress, Principal, Role, serial_text
 from ca_service.errors import CAError, Kind
 from ca_service.policy import in_scope, require_role
@@ -37,7 +37,7 @@ from ca_service.store import Database, audit, trust
 from ca_service.store import certificates as certs
 from ca_service.store import issuers as issuer_store
 from ca_service.store.db import DatabaseUnavailable
-from ca_service.store.models import TrustAnchorRow, utcnow
+from ca_service.store.models import TrustAnchorRow
 
 log = logging.getLogger("ca_service.bundle")
 
@@ -83,9 +83,10 @@ class Bundle:
     workers look for an issuer rotation); changes made through this worker show at once. While
     the database cannot answer, the renderings this worker holds are served."""
 
-    def __init__(self, db: Database, refresh_seconds: float = 2.0) -> None:
+    def __init__(self, db: Database, refresh_seconds: float = 2.0, clock: Clock = SYSTEM) -> None:
         self.db = db
         self.refresh_seconds = refresh_seconds
+        self.clock = clock
         self._rendered: dict[tuple[object, ...], Rendered] = {}
         self._state: tuple[tuple[object, ...], float] | None = None  # (state, monotonic when read)
         self._lock = threading.Lock()
@@ -100,7 +101,7 @@ class Bundle:
             raise CAError(
                 Kind.MALFORMED, f"Send one CA certificate per import; this upload holds {len(found)}."
             )
-        now = datetime.now(UTC)
+        now = self.clock.now()
         facts = check_anchor(found[0], now)
         with self.db.write() as session:
             if facts.fingerprint in {e.fingerprint for e in self._ours(session)}:
@@ -148,7 +149,7 @@ class Bundle:
             row = self._row(session, anchor_id)
             if row.retired_at is not None:
                 raise CAError(Kind.CONFLICT, f"Trust anchor {anchor_id} was retired already.")
-            row.retired_at, row.retired_by = utcnow(), principal.label
+            row.retired_at, row.retired_by = self.clock.now(), principal.label
             session.flush()
             version = self._publish(session, f"anchor {row.id} retired")
             audit.record(
@@ -161,18 +162,18 @@ class Bundle:
                     "bundle_version": version,
                 },
             )
-            view = self._anchor_json(row, datetime.now(UTC))
+            view = self._anchor_json(row, self.clock.now())
         self._state = None
         return view
 
     def anchors(self, include_retired: bool = False) -> list[dict[str, Any]]:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         with self.db.read() as session:
             return [self._anchor_json(r, now) for r in trust.anchors(session, include_retired)]
 
     def anchor(self, anchor_id: int) -> dict[str, Any]:
         with self.db.read() as session:
-            return self._anchor_json(self._row(session, anchor_id), datetime.now(UTC))
+            return self._anchor_json(self._row(session, anchor_id), self.clock.now())
 
     # -- the bundle -------------------------------------------------------------------------
     def served(
@@ -182,7 +183,7 @@ class Bundle:
         per state and kept (see the class). Raises what :meth:`publish` raises."""
         _purposes(purposes, software)  # a bad filter is refused before anything is looked up
         form = (as_json, purposes, software, roots_only)  # as asked: the document echoes them
-        now = datetime.now(UTC)
+        now = self.clock.now()
         cached = self._rendered.get(form)
         try:
             state = self._current_state()
@@ -205,19 +206,19 @@ class Bundle:
             if len(self._rendered) >= MAX_FORMS:
                 self._rendered.clear()
             self._rendered[form] = rendered
-            self._state = state, time.monotonic()
+            self._state = state, self.clock.monotonic()
         return rendered
 
     def _current_state(self) -> tuple[object, ...]:
         """The bundle version and our CAs as last read, read again when older than
         ``refresh_seconds``."""
         known = self._state
-        if known is not None and time.monotonic() - known[1] < self.refresh_seconds:
+        if known is not None and self.clock.monotonic() - known[1] < self.refresh_seconds:
             return known[0]
         with self.db.read() as session:
             latest = trust.latest_version(session)
             state = (latest.version if latest else None, *_our_cas(session))
-        self._state = state, time.monotonic()
+        self._state = state, self.clock.monotonic()
         return state
 
     def publish(
@@ -247,7 +248,7 @@ class Bundle:
         if roots_only:
             parts.append(ROOTS_TITLE)
         title = "ca-service trust bundle: " + "; ".join(parts) if parts else FULL_TITLE
-        now = datetime.now(UTC)
+        now = self.clock.now()
         document = {
             "version": version,
             "filter": {
@@ -265,7 +266,7 @@ class Bundle:
 
     def expiring(self) -> list[Entry]:
         """Anchors and CAs of ours that expire within 90 days (or have expired)."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         with self.db.read() as session:
             return [e for e in self._entries(session) if e.expiring(now)]
 
@@ -343,7 +344,7 @@ class Bundle:
         with self.db.read() as session:
             entries = self._entries(session)
             bundle = [(e, x509.load_pem_x509_certificate(e.pem.encode())) for e in entries]
-            result = inspect_chain(data, bundle, datetime.now(UTC))
+            result = inspect_chain(data, bundle, self.clock.now())
             if result.generation == OURS:
                 self._add_ours(session, result, principal)
         return dataclasses.asdict(result)
