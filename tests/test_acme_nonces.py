@@ -16,7 +16,7 @@ def test_nonce_single_use_across_instances(services: Services) -> None:
     other = build_services(services.settings)  # another worker, own engine and pool
     try:
         nonce = services.acme.new_nonce()
-        ok, fresh, _ = other.acme.use_nonce(nonce)
+        ok, fresh = other.acme.use_nonce(nonce)
         assert ok and fresh != nonce
         assert services.acme.use_nonce(nonce)[0] is False  # used on the other worker
         assert other.acme.use_nonce(nonce)[0] is False

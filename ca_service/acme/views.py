@@ -19,14 +19,11 @@ from ca_service.acme import jws
 from ca_service.acme.problems import from_caerror, log
 from ca_service.domain import parse_serial
 from ca_service.enrollment.acme import (
-    BAD_NONCE,
     DEACTIVATED,
-    NOT_VERIFIED,
     Account,
     AcmeAuthority,
     Order,
     Redemption,
-    StaleSigner,
     check_contact,
 )
 from ca_service.errors import CAError, Kind
@@ -70,8 +67,9 @@ def finish(response: Response) -> Response:
     (RFC 8555 sections 6.5 and 7.2)."""
     redemption: Redemption | None = g.get("acme_redemption")
     if redemption is not None and not redemption.redeemed and response.status_code >= 400:
-        if not _spend(redemption):  # a replay, found out only now: badNonce after all
-            response = from_caerror(CAError(Kind.BAD_NONCE, BAD_NONCE))
+        replayed = _spend(redemption)
+        if replayed is not None:  # found out only now: badNonce after all
+            response = from_caerror(replayed)
     response.headers.add("Link", f'<{base()}/directory>;rel="index"')
     response.headers["Cache-Control"] = "no-store"
     if request.method == "POST" or request.endpoint == "acme.new_nonce" or response.status_code >= 400:
@@ -85,16 +83,18 @@ def finish(response: Response) -> Response:
     return response
 
 
-def _spend(redemption: Redemption) -> bool:
+def _spend(redemption: Redemption) -> CAError | None:
     """A verified request refused before its own transaction still uses up its nonce (section
-    6.5: a nonce is accepted once), in a transaction of its own. False when the nonce had been
-    used before: the request was a replay, and is answered badNonce. A database failure here
-    leaves the answer as it was."""
+    6.5: a nonce is accepted once), in a transaction of its own. The badNonce error when the
+    nonce had been used before: the request was a replay. A database failure here leaves the
+    answer as it was."""
     try:
-        return authority().use_nonce(redemption.nonce)[0]
-    except CAError:
+        authority().redeem(redemption.nonce, None)
+    except CAError as exc:
+        if exc.kind is Kind.BAD_NONCE:
+            return exc
         log.warning("nonce of a refused request not recorded", extra={"account": redemption.signer.id})
-        return True
+    return None
 
 
 # -- request authentication (section 6.2-6.5) -------------------------------------------------
@@ -128,7 +128,6 @@ def signed_request(
     g.acme_account = account_id
     # The key comes from the worker's copy of the account (no read per request); when it does
     # not verify, or changed meanwhile (key rollover on another worker), read it again once.
-    current: Account | None = None
     for fresh in (False, True):
         account = authority().signer(account_id, fresh=fresh) if account_id is not None else None
         if account_id is not None and account is None:
@@ -136,22 +135,17 @@ def signed_request(
         key = jws.load_jwk(account.jwk if account else signed.header["jwk"])
         try:
             jws.verify(signed, key)  # before the nonce is redeemed: a forged request writes nothing
-            nonce = signed.header["nonce"]
-            if defer and account is not None:  # checked now, redeemed in the view's transaction
-                ok, current = authority().nonces.check(nonce) is not None, account
-                g.acme_nonce = authority().new_nonce()
-                g.acme_redemption = Redemption(authority(), nonce, account)
-            else:
-                ok, g.acme_nonce, current = authority().use_nonce(nonce, account)
             break
-        except (CAError, StaleSigner) as exc:
-            if account is None or (fresh and isinstance(exc, CAError)):
+        except CAError:
+            if fresh or account is None:
                 raise
-            if fresh:
-                raise CAError(Kind.MALFORMED, NOT_VERIFIED) from exc
-    account = current
-    if not ok:
-        raise CAError(Kind.BAD_NONCE, BAD_NONCE)
+    nonce = signed.header["nonce"]
+    g.acme_nonce = authority().new_nonce()
+    if defer and account is not None:  # checked now, redeemed in the view's own transaction
+        authority().check_nonce(nonce)
+        g.acme_redemption = Redemption(authority(), nonce, account)
+    else:
+        account = authority().redeem(nonce, account)
     if account is not None and account.status != "valid":
         raise CAError(Kind.UNAUTHORIZED, DEACTIVATED)
     return signed, account, key

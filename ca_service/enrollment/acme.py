@@ -133,10 +133,6 @@ def _order(row: store.OrderRecord, now: datetime) -> Order:
     )
 
 
-class StaleSigner(Exception):
-    """The key that verified a request is no longer its account's (or the account is gone)."""
-
-
 BAD_NONCE = "The nonce is unknown, used or expired; retry with the Replay-Nonce given."
 DEACTIVATED = "This account is deactivated."
 NOT_VERIFIED = "The JWS signature does not verify with the account key."
@@ -155,12 +151,7 @@ class Redemption:
     redeemed: bool = False
 
     def __call__(self, session: Session, serial: str | None = None) -> None:
-        try:
-            ok, current = self.authority.redeem_in(session, self.nonce, self.signer)
-        except StaleSigner as exc:
-            raise CAError(Kind.MALFORMED, NOT_VERIFIED) from exc
-        if not ok:
-            raise CAError(Kind.BAD_NONCE, BAD_NONCE)
+        current = self.authority.redeem_in(session, self.nonce, self.signer)
         if current is not None and current.status != "valid":
             raise CAError(Kind.UNAUTHORIZED, DEACTIVATED)
         self.redeemed = True
@@ -182,36 +173,47 @@ class AcmeAuthority:
         """A fresh nonce (no database write, see :mod:`ca_service.enrollment.nonces`)."""
         return self.nonces.mint()
 
-    def use_nonce(self, presented: str, signer: Account | None = None) -> tuple[bool, str, Account | None]:
-        """Redeem ``presented`` and mint the next nonce: (was the nonce good, next nonce, the
-        signing account as it is now). A nonce we did not issue, or that expired, is refused
-        without touching the database; the web layer redeems only for a request whose signature
-        it verified with ``signer``'s key, so a forged request writes nothing."""
+    def use_nonce(self, presented: str) -> tuple[bool, str]:
+        """Redeem ``presented`` in a transaction of its own and mint the next nonce: (was the
+        nonce good, next nonce)."""
         fresh = self.nonces.mint()
-        if self.nonces.check(presented) is None:
-            return False, fresh, None
-        with self.db.write() as session:
-            ok, current = self.redeem_in(session, presented, signer)
-        return ok, fresh, current
+        try:
+            self.redeem(presented, None)
+        except CAError as exc:
+            if exc.kind is not Kind.BAD_NONCE:
+                raise
+            return False, fresh
+        return True, fresh
 
-    def redeem_in(
-        self, session: Session, presented: str, signer: Account | None
-    ) -> tuple[bool, Account | None]:
-        """Redeem ``presented`` in ``session``'s transaction: (was it unused, the signing
-        account as it is now). The account is read again here, so its status, scopes and key
-        are current on any host: when its key is no longer the one that verified the request (a
-        key change elsewhere) or it is gone, :class:`StaleSigner` rolls the transaction back."""
+    def check_nonce(self, presented: str) -> None:
+        """Refuse a nonce we did not issue, or that expired, without touching the database."""
+        if self.nonces.check(presented) is None:
+            raise CAError(Kind.BAD_NONCE, BAD_NONCE)
+
+    def redeem(self, presented: str, signer: Account | None) -> Account | None:
+        """:meth:`redeem_in` in a transaction of its own, after :meth:`check_nonce`. The web
+        layer redeems only for a request whose signature it verified with ``signer``'s key, so a
+        forged request writes nothing."""
+        self.check_nonce(presented)
+        with self.db.write() as session:
+            return self.redeem_in(session, presented, signer)
+
+    def redeem_in(self, session: Session, presented: str, signer: Account | None) -> Account | None:
+        """Redeem ``presented`` in ``session``'s transaction (badNonce when it was used) and
+        return the signing account as it is now. The account is read again here, so its status,
+        scopes and key are current on any host: when its key is no longer the one that verified
+        the request (a key change elsewhere) or it is gone, the request does not verify."""
         if not self.nonces.redeem(session, presented):
-            return False, None
+            raise CAError(Kind.BAD_NONCE, BAD_NONCE)
         if signer is None:
-            return True, None
+            return None
         row = store.account(session, signer.id)
         current = _account(row) if row else None
         if current is None or current.jwk != signer.jwk:
             self._signers.pop(signer.id, None)
-            raise StaleSigner(signer.id)
+            raise CAError(Kind.MALFORMED, NOT_VERIFIED)
         self._keep(current)
-        return True, current
+        return current
 
     def account(self, account_id: int) -> Account | None:
         with self.db.read() as session:
@@ -221,7 +223,7 @@ class AcmeAuthority:
     def signer(self, account_id: int, *, fresh: bool = False) -> Account | None:
         """The account whose key verifies a request's JWS: as this worker last saw it (no
         database read), or read now with ``fresh`` or on first use. Only the key is taken from
-        here; :meth:`use_nonce` re-reads everything else inside its transaction."""
+        here; :meth:`redeem_in` re-reads everything else inside its transaction."""
         kept = None if fresh else self._signers.get(account_id)
         if kept is not None:
             self._signers.move_to_end(account_id)
