@@ -340,18 +340,18 @@ def new_order() -> Response:
 
 @bp.post("/order/<token>")
 def order(token: str) -> Response:
-    signed, acct = account_request()
+    signed, acct = account_request(defer=True)
     post_as_get(signed)
-    found = authority().order(acct, token)
+    found = authority().order(acct, token, g.acme_redemption)
     return reply(order_body(found), 200, order_url(found))
 
 
 @bp.post("/authz/<token>/<int:index>")
 def authorization(token: str, index: int) -> Response:
     """The order's identifiers are authorized by the account's EAB scope: already valid."""
-    signed, acct = account_request()
+    signed, acct = account_request(defer=True)
     post_as_get(signed)
-    found = authority().order(acct, token)
+    found = authority().order(acct, token, g.acme_redemption)
     if index >= len(found.identifiers):
         raise CAError(Kind.NOT_FOUND, "No such authorization.")
     return reply(
@@ -368,10 +368,10 @@ def authorization(token: str, index: int) -> Response:
 def challenge(token: str, index: int) -> Response:
     """The validated challenge of a pre-authorized identifier: fetched (POST-as-GET) or
     answered (``{}``) alike, it is already valid."""
-    signed, acct = account_request()
+    signed, acct = account_request(defer=True)
     if signed.payload not in (b"", b"{}"):
         payload_object(signed)
-    found = authority().order(acct, token)
+    found = authority().order(acct, token, g.acme_redemption)
     if index >= len(found.identifiers):
         raise CAError(Kind.NOT_FOUND, "No such challenge.")
     return reply(challenge_body(found, index), 200, Link=f'<{base()}/authz/{token}/{index}>;rel="up"')
@@ -404,9 +404,9 @@ def finalize(token: str) -> Response:
 
 @bp.post("/cert/<serial>")
 def certificate(serial: str) -> Response:
-    signed, acct = account_request()
+    signed, acct = account_request(defer=True)
     post_as_get(signed)
-    cert = authority().certificate(acct, parse_serial(serial))
+    cert = authority().certificate(acct, parse_serial(serial), g.acme_redemption)
     return Response(cert.certificate_pem + cert.chain_pem, mimetype=PEM_CHAIN)
 
 

@@ -12,6 +12,8 @@ import logging
 import re
 import secrets
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +29,7 @@ from ca_service.keystore.wrapping import wrapping_key
 from ca_service.policy import device_mac, in_scope
 from ca_service.policy.scope import normalize_scope
 from ca_service.renewal.certid import parse_cert_id
-from ca_service.store import Database, audit
+from ca_service.store import Database, audit, on_commit
 from ca_service.store import acme as store
 from ca_service.store import certificates as certs
 
@@ -84,6 +86,7 @@ class Account:
     contact: list[str]
     scopes: tuple[str, ...]
     jwk: dict[str, Any]
+    thumbprint: str  # RFC 7638, of ``jwk``: what a key change alters
 
     @property
     def principal(self) -> Principal:
@@ -114,6 +117,7 @@ def _account(row: store.AccountRecord) -> Account:
         list(row.contact or []),
         tuple(s for s in row.scopes.split(",") if s),
         json.loads(row.jwk),
+        row.key_thumbprint,
     )
 
 
@@ -151,9 +155,14 @@ class Redemption:
     redeemed: bool = False
 
     def __call__(self, session: Session, serial: str | None = None) -> None:
-        current = self.authority.redeem_in(session, self.nonce, self.signer)
-        if current is not None and current.status != "valid":
-            raise CAError(Kind.UNAUTHORIZED, DEACTIVATED)
+        if not self.authority.nonces.redeem(session, self.nonce, (self.signer.id, self.signer.thumbprint)):
+            # used before, or the account changed meanwhile: find out which, and say so
+            current = self.authority.redeem_in(session, self.nonce, self.signer)
+            if current is not None and current.status != "valid":
+                raise CAError(Kind.UNAUTHORIZED, DEACTIVATED)
+        on_commit(session, self._committed)
+
+    def _committed(self) -> None:
         self.redeemed = True
 
 
@@ -478,8 +487,20 @@ class AcmeAuthority:
             if row.replaced_by is not None:
                 raise CAError(Kind.ALREADY_REPLACED, f"Certificate {serial} has already been replaced.")
 
-    def order(self, account: Account, token: str) -> Order:
-        with self.db.read() as session:
+    @contextmanager
+    def _reading(self, redeem: Redemption | None) -> Iterator[Session]:
+        """The transaction a request reads in: with ``redeem``, a write that first spends the
+        request's nonce (one transaction per request instead of two), else a read."""
+        if redeem is None:
+            with self.db.read() as session:
+                yield session
+        else:
+            with self.db.write() as session:
+                redeem(session)
+                yield session
+
+    def order(self, account: Account, token: str, redeem: Redemption | None = None) -> Order:
+        with self._reading(redeem) as session:
             row = store.order(session, token[:32])
             if row is None or row.account_id != account.id:
                 raise CAError(Kind.NOT_FOUND, "No such order for this account.")
@@ -500,8 +521,7 @@ class AcmeAuthority:
             raise CAError(Kind.ORDER_NOT_READY, f"The order is {order.status}, not ready.")
 
         def complete(session: Session, serial: str) -> None:
-            row = store.order(session, token)
-            if row is None or not store.complete_order(session, row.id, serial):
+            if not store.complete_order(session, order.token, serial):
                 raise CAError(Kind.ORDER_NOT_READY, "The order was finalized meanwhile.")
 
         try:
@@ -519,8 +539,10 @@ class AcmeAuthority:
             raise
         return dataclasses.replace(order, status="valid", serial=cert.serial)
 
-    def certificate(self, account: Account, serial: str) -> IssuedCertificate:
-        with self.db.read() as session:
+    def certificate(
+        self, account: Account, serial: str, redeem: Redemption | None = None
+    ) -> IssuedCertificate:
+        with self._reading(redeem) as session:
             origin = store.order_of_certificate(session, serial[:42])
             row = certs.by_serial(session, serial[:42])
             if origin is None or origin.account_id != account.id or row is None:

@@ -76,14 +76,18 @@ class Nonces:
             return None
         return presented, datetime.fromtimestamp(issued, UTC) + timedelta(seconds=self.lifetime)
 
-    def redeem(self, session: Session, presented: object) -> bool:
+    def redeem(
+        self, session: Session, presented: object, signer: tuple[int, str] | None = None
+    ) -> bool:
         """Use ``presented`` once, in the caller's transaction: True when it is ours, unexpired
-        and not redeemed before (by any worker or host)."""
+        and not redeemed before (by any worker or host). With ``signer`` (account id, key
+        thumbprint) only while that account is valid and still has that key, in the same
+        statement; False says only that one of the conditions failed."""
         checked = self.check(presented)
         if checked is None:
             return False
         value, expires_at = checked
-        if not store.redeem_nonce(session, value, expires_at):
+        if not store.redeem_nonce(session, value, expires_at, signer):
             return False
         if secrets.randbelow(PURGE_ONE_IN) == 0:
             store.purge_nonces(session, self.clock.now())

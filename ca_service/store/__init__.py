@@ -1,5 +1,5 @@
 """SQLAlchemy models and repositories: the only code that writes SQL."""
 
-from ca_service.store.db import Database
+from ca_service.store.db import Database, on_commit
 
-__all__ = ["Database"]
+__all__ = ["Database", "on_commit"]

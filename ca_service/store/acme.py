@@ -3,11 +3,11 @@ return frozen records."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from ca_service.store.models import (
     EabKeyRow,
     utcnow,
 )
-from ca_service.store.records import record
+from ca_service.store.records import Lookup, record
 
 
 @dataclass(frozen=True)
@@ -74,19 +74,44 @@ def nonce_key(session: Session, candidate: bytes) -> bytes:
     return bytes(session.scalar(select(AcmeNonceKeyRow.key).where(AcmeNonceKeyRow.id == 1)) or b"")
 
 
-# built once (Core, on the table): every JWS request redeems a nonce
+# built once (Core, on the tables): every JWS request redeems a nonce
+_NONCES = cast(Table, AcmeNonceRow.__table__)
+_ACCOUNTS = cast(Table, AcmeAccountRow.__table__)
+_SIGNER_VALID = exists().where(
+    _ACCOUNTS.c.id == bindparam("account"),
+    _ACCOUNTS.c.status == "valid",
+    _ACCOUNTS.c.key_thumbprint == bindparam("thumbprint"),
+)
 _REDEEM = {
-    name: dialect.insert(cast(Table, AcmeNonceRow.__table__))
+    name: dialect.insert(_NONCES).on_conflict_do_nothing().returning(_NONCES.c.value)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_REDEEM_SIGNED = {
+    name: dialect.insert(_NONCES)
+    .from_select(
+        ["value", "expires_at"],
+        select(
+            bindparam("value", type_=_NONCES.c.value.type),
+            bindparam("expires_at", type_=_NONCES.c.expires_at.type),
+        ).where(_SIGNER_VALID),
+    )
     .on_conflict_do_nothing()
-    .returning(AcmeNonceRow.__table__.c.value)
+    .returning(_NONCES.c.value)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 
 
-def redeem_nonce(session: Session, value: str, expires_at: datetime) -> bool:
-    """Record ``value`` as used; False when it was used before (the primary key decides)."""
-    stmt = _REDEEM[session.get_bind().dialect.name]
-    return session.execute(stmt, {"value": value, "expires_at": expires_at}).first() is not None
+def redeem_nonce(
+    session: Session, value: str, expires_at: datetime, signer: tuple[int, str] | None = None
+) -> bool:
+    """Record ``value`` as used; False when it was used before (the primary key decides). With
+    ``signer`` (account id, key thumbprint), only if that account is valid with that key: one
+    statement checks both; False then does not say which condition failed."""
+    params: dict[str, Any] = {"value": value, "expires_at": expires_at}
+    if signer is None:
+        return session.execute(_REDEEM[session.get_bind().dialect.name], params).first() is not None
+    params["account"], params["thumbprint"] = signer
+    return session.execute(_REDEEM_SIGNED[session.get_bind().dialect.name], params).first() is not None
 
 
 def purge_nonces(session: Session, now: datetime) -> None:
@@ -150,20 +175,17 @@ def bind_eab(session: Session, eab_id: int, account_id: int) -> bool:
 
 
 # -- accounts -------------------------------------------------------------------------------
-_ACCOUNT = select(*(AcmeAccountRow.__table__.c[f.name] for f in fields(AccountRecord))).where(
-    AcmeAccountRow.__table__.c.id == bindparam("id")
-)
+_ACCOUNT = Lookup(AccountRecord, AcmeAccountRow, "id")
+_ACCOUNT_BY_THUMBPRINT = Lookup(AccountRecord, AcmeAccountRow, "key_thumbprint")
 
 
 def account(session: Session, account_id: int) -> AccountRecord | None:
-    """The account (a Core row: every JWS request signed by an account reads it)."""
-    row = session.execute(_ACCOUNT, {"id": account_id}).first()
-    return AccountRecord(*row) if row else None
+    """The account (every JWS request signed by an account reads it)."""
+    return _ACCOUNT(session, account_id)
 
 
 def account_by_thumbprint(session: Session, thumbprint: str) -> AccountRecord | None:
-    row = session.scalar(select(AcmeAccountRow).where(AcmeAccountRow.key_thumbprint == thumbprint))
-    return record(AccountRecord, row) if row else None
+    return _ACCOUNT_BY_THUMBPRINT(session, thumbprint)
 
 
 def add_account(session: Session, **values: Any) -> AccountRecord:
@@ -186,16 +208,19 @@ def update_account(session: Session, account_id: int, **values: Any) -> AccountR
 
 
 # -- orders ---------------------------------------------------------------------------------
+_ADD_ORDER = insert(cast(Table, AcmeOrderRow.__table__)).returning(AcmeOrderRow.__table__.c.id)
+_ORDER = Lookup(OrderRecord, AcmeOrderRow, "token")
+_ORDER_OF_CERTIFICATE = Lookup(OrderRecord, AcmeOrderRow, "serial")
+
+
 def add_order(session: Session, **values: Any) -> OrderRecord:
-    row = AcmeOrderRow(**values)
-    session.add(row)
-    session.flush()
-    return record(OrderRecord, row)
+    values = {"serial": None, **values}
+    order_id = session.execute(_ADD_ORDER, values).scalar_one()
+    return OrderRecord(id=order_id, **values)
 
 
 def order(session: Session, token: str) -> OrderRecord | None:
-    row = session.scalar(select(AcmeOrderRow).where(AcmeOrderRow.token == token))
-    return record(OrderRecord, row) if row else None
+    return _ORDER(session, token)
 
 
 def order_tokens(session: Session, account_id: int, limit: int = 1000) -> list[str]:
@@ -211,19 +236,19 @@ def order_tokens(session: Session, account_id: int, limit: int = 1000) -> list[s
 
 
 def order_of_certificate(session: Session, serial: str) -> OrderRecord | None:
-    row = session.scalar(select(AcmeOrderRow).where(AcmeOrderRow.serial == serial))
-    return record(OrderRecord, row) if row else None
+    return _ORDER_OF_CERTIFICATE(session, serial)
 
 
-def complete_order(session: Session, order_id: int, serial: str) -> bool:
+_COMPLETE_ORDER = (
+    update(cast(Table, AcmeOrderRow.__table__))
+    .where(AcmeOrderRow.__table__.c.token == bindparam("order"), AcmeOrderRow.__table__.c.status == "ready")
+    .values(status="valid", serial=bindparam("serial"))
+)
+
+
+def complete_order(session: Session, token: str, serial: str) -> bool:
     """ready -> valid with the certificate's serial; False when the order was not ready."""
-    result = session.execute(
-        update(AcmeOrderRow)
-        .where(AcmeOrderRow.id == order_id, AcmeOrderRow.status == "ready")
-        .values(status="valid", serial=serial),
-        execution_options=CORE,
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(session.execute(_COMPLETE_ORDER, {"order": token, "serial": serial}).rowcount)  # type: ignore[attr-defined]
 
 
 # -- operators' listings (ca-service eab list, acme accounts list, /api/v1/acme/...) ----------

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from ca_service.store.models import CertificateRow, DeviceRow, utcnow
-from ca_service.store.records import record
+from ca_service.store.records import Lookup, record
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,11 @@ def ensure_device(session: Session, mac: str) -> None:
     )
 
 
+_BY_SERIAL = Lookup(CertificateRecord, CertificateRow, "serial")
+
+
 def by_serial(session: Session, serial: str) -> CertificateRecord | None:
-    row = session.scalar(select(CertificateRow).where(CertificateRow.serial == serial))
-    return _record(row) if row else None
+    return _BY_SERIAL(session, serial)
 
 
 def device(session: Session, mac: str) -> DeviceRecord | None:

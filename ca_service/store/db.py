@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -105,6 +105,15 @@ def _sqlite_engine(url: str, immediate: bool, bounds: Bounds) -> Engine:
     return engine
 
 
+_COMMITTED = "ca_service_committed"
+
+
+def on_commit(session: Session, hook: Callable[[], None]) -> None:
+    """Run ``hook`` once the transaction of ``session`` (a :meth:`Database.write`) committed;
+    never when it rolled back."""
+    session.info.setdefault(_COMMITTED, []).append(hook)
+
+
 class Database:
     """The service's database: ``read()`` and ``write()`` give sessions in a transaction."""
 
@@ -141,9 +150,13 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that commits when the block ends without an exception."""
-        with self._guarded(), self._write() as session, session.begin():
-            yield session
+        """A transaction that commits when the block ends without an exception; then the
+        callables given to :func:`on_commit` in it run."""
+        with self._guarded(), self._write() as session:
+            with session.begin():
+                yield session
+            for hook in session.info.get(_COMMITTED, ()):
+                hook()
 
     @contextmanager
     def _guarded(self) -> Iterator[None]:
