@@ -126,3 +126,47 @@ def test_new_order_and_finalize_spend_their_nonce_in_their_own_transaction(
     replay = acme_post(client, finalize, good, key, nonce=nonce, kid=account)
     assert replay.json["type"] == "urn:ietf:params:acme:error:badNonce"
     assert count(services, CertificateRow) == 1
+
+
+def test_each_request_of_an_order_is_one_transaction_and_a_refusal_in_it_spends_the_nonce(
+    app: Flask, client: FlaskClient, services: Services, tmp_path: Path
+) -> None:
+    """POST-as-GET reads run in the transaction that redeems their nonce; finalize reads its
+    order, then issues in one write (and reads the CA snapshot's version every few seconds). A
+    request refused inside that transaction (it rolled back) still uses its nonce up."""
+    db = app.extensions["ca_service"].db
+    transactions: list[str] = []
+    for name in ("read", "write"):
+
+        def counted(
+            real: Callable[[], AbstractContextManager[Any]] = getattr(db, name), name: str = name
+        ) -> Any:
+            transactions.append(name)
+            return real()
+
+        setattr(db, name, counted)
+    key = new_key()
+    made = acme_post(client, "new-account", {"externalAccountBinding": eab_binding(services, key)}, key)
+    account = made.headers["Location"]
+    step_orders = acme_post(client, account.removeprefix(BASE) + "/orders", None, key, kid=account)
+    assert step_orders.status_code == 200  # this worker now holds the account's key
+
+    def step(path: str, payload: dict[str, Any] | None) -> tuple[Any, list[str]]:
+        transactions.clear()
+        response = acme_post(client, path.removeprefix(BASE), payload, key, kid=account)
+        assert response.status_code in (200, 201), response.json
+        return response, list(transactions)
+
+    created, in_new_order = step("new-order", {"identifiers": [{"type": "dns", "value": "7C2F80C6E5C2"}]})
+    _, in_authz = step(created.json["authorizations"][0], None)
+    _, in_order = step(created.headers["Location"], None)
+    done, in_finalize = step(created.json["finalize"], {"csr": der_csr(tmp_path, "7C2F80C6E5C2")})
+    _, in_cert = step(done.json["certificate"], None)
+    assert (in_new_order, in_authz, in_order, in_cert) == (["write"],) * 4
+    assert in_finalize[0] == "read" and in_finalize.count("write") == 1  # (+ the CA snapshot's refresh)
+
+    nonce = client.head("/acme/new-nonce").headers["Replay-Nonce"]
+    missing = acme_post(client, "authz/NoSuchOrderToken/0", None, key, nonce=nonce, kid=account)
+    assert missing.status_code == 404
+    again = acme_post(client, "authz/NoSuchOrderToken/0", None, key, nonce=nonce, kid=account)
+    assert again.json["type"] == "urn:ietf:params:acme:error:badNonce"
