@@ -88,6 +88,14 @@ def complete_order(acme: client.ClientV2, csr: bytes) -> str:
 
 
 def worker(target: Target, seconds: float, queue: Any) -> None:
+    try:
+        run_client(target, seconds, queue)
+    except Exception as exc:  # the parent reports it instead of waiting for a client that died
+        queue.put(f"client failed: {exc!r}")
+        raise
+
+
+def run_client(target: Target, seconds: float, queue: Any) -> None:
     key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
     net = client.ClientNetwork(key, alg=jose.ES256, verify_ssl=target.verify, user_agent="bench")
     acme = client.ClientV2(client.ClientV2.get_directory(target.directory, net), net)
@@ -146,9 +154,16 @@ def measure(
     for p in procs:
         p.start()
     for _ in procs:
-        assert queue.get(timeout=120) == "ready"
+        ready = queue.get(timeout=120)
+        if ready != "ready":
+            raise RuntimeError(ready)
     cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
-    orders = sum(int(queue.get(timeout=seconds + 120)) for _ in procs)
+    orders = 0
+    for _ in procs:
+        done = queue.get(timeout=seconds + 120)
+        if not isinstance(done, int):
+            raise RuntimeError(done)
+        orders += done
     elapsed, cpu = time.monotonic() - t0, cpu_seconds(server_pid) - cpu0
     for p in procs:
         p.join()
