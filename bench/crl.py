@@ -1,7 +1,7 @@
 """CRL benchmark: build time and size at 10k/100k/1M revoked entries, beside cryptography's bare
 CRL builder on the same entries in the same run (the ceiling); the peak RSS of a fresh process
 that builds the CRL; one revocation request at that CRL size; served CRL requests per second
-(gunicorn, 2 workers, wrk) beside a small static PEM.
+(gunicorn, 2 workers, wrk) beside a small static PEM, and the workers' memory after serving it.
 
 The rows are inserted as a database from before migration 0014 holds them (no stored entry):
 'first build' encodes every entry once, in bulk; 'from DB' is every later build, end to end
@@ -115,8 +115,14 @@ def wrk(url: str, seconds: int = 5, headers: dict[str, str] | None = None) -> fl
     return float(match.group(1)) if match else 0.0
 
 
-def status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def worker_rss_mb(master: int) -> list[float]:
+    """Resident memory of each gunicorn worker (the master's children), in MB."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [status_kib("VmRSS", int(pid)) / 1024 for pid in children]
+
+
+def status_kib(field: str, pid: int | str = "self") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
@@ -177,7 +183,8 @@ def main() -> None:
     print(f"CRL with a P-256 issuing key, {backend}, {os.cpu_count()} CPUs; times in seconds\n")
     header = (
         f"{'entries':>9} {'bare build':>10} {'first build':>11} {'from DB':>8} {'ratio':>6} "
-        f"{'fresh proc':>10} {'RSS MB':>11} {'CRL MB':>7} {'revoke ms':>9} {'CRL req/s':>9} {'same TBS':>9}"
+        f"{'fresh proc':>10} {'RSS MB':>11} {'CRL MB':>7} {'revoke ms':>9} {'CRL req/s':>9} "
+        f"{'worker MB':>10} {'same TBS':>9}"
     )
     print(header)
     pool: list[tuple[int, datetime, x509.ReasonFlags, None]] = []
@@ -211,7 +218,7 @@ def main() -> None:
         fresh = build_in_fresh_process(settings.home, settings.public_url, settings.database_url)
         crl = services.revocation.published(issuer.name)
         assert len(x509.load_der_x509_crl(crl.der)) == n + 10 * (sizes.index(n) + 1)
-        rps = 0.0
+        rps, served_rss = 0.0, 0.0
         if not args.no_wrk:
             server = LiveServer(
                 {
@@ -223,8 +230,11 @@ def main() -> None:
             ).start()
             try:
                 url = f"{server.url}/crl/{issuer.name}.crl"
-                subprocess.run(["curl", "-s", "-o", "/dev/null", url], check=True)  # warm the worker caches
+                for _ in range(4):  # both workers serve both forms (the files are written once)
+                    for form in (url, url.removesuffix(".crl") + ".pem"):
+                        subprocess.run(["curl", "-s", "-o", "/dev/null", form], check=True)
                 rps = wrk(url)
+                served_rss = max(worker_rss_mb(server.proc.pid))  # type: ignore[union-attr]
                 if ceiling is None:
                     ceiling = wrk(f"{server.url}/ca/root.pem")
             finally:
@@ -233,7 +243,8 @@ def main() -> None:
         print(
             f"{n:>9} {t_bare:>10.2f} {t_first:>11.2f} {t_db:>8.2f} {t_db / t_bare:>6.2f} "
             f"{fresh['seconds']:>10.2f} {rss:>11} {len(crl.der) / 1e6:>7.1f} "
-            f"{statistics.median(timings) * 1000:>9.1f} {rps:>9.0f} {'yes' if same else 'NO':>9}"
+            f"{statistics.median(timings) * 1000:>9.1f} {rps:>9.0f} {served_rss:>10.0f} "
+            f"{'yes' if same else 'NO':>9}"
         )
     if ceiling is not None:
         print(f"\nceiling: GET /ca/root.pem (small PEM) through the same gunicorn: {ceiling:.0f} req/s")
@@ -244,6 +255,8 @@ def main() -> None:
     print("read, CRL assembled, signed, stored); ratio = from DB / bare build. fresh proc: the same in")
     print("a new process, RSS MB before the build (services loaded) -> its peak. revoke ms: one POST")
     print(".../revoke (median of 10) with that many entries in the CRL: no rebuild inside the request.")
+    print("worker MB: the largest resident memory of the 2 gunicorn workers after each served the CRL")
+    print("as DER and PEM (the CRL itself is sent from a file of the host, not held by the workers).")
 
 
 if __name__ == "__main__":

@@ -172,15 +172,18 @@ def test_external_root_crl_import(make_settings, tmp_path: Path) -> None:
     health = client.get("/healthz")
     assert health.status_code == 200 and "crl import" in health.json["details"]["warnings"][0]
     assert f'ca_crl_import_due{{issuer="{root_name}"}} 1.0' in client.get("/metrics").text
-    first = web.revocation.import_crl(offline.crl(16))
-    assert first.number == 16 and client.get(f"/crl/{root_name}.crl").data == first.der
+    signed = offline.crl(16)
+    first = web.revocation.import_crl(signed)
+    as_der = x509.load_pem_x509_crl(signed).public_bytes(serialization.Encoding.DER)
+    assert first.number == 16 and client.get(f"/crl/{root_name}.crl").data == as_der
     assert client.get("/healthz").json["details"]["warnings"] == []
     assert f'ca_crl_import_due{{issuer="{root_name}"}} 0.0' in client.get("/metrics").text
     clock.advance(24 * 86400)  # 6 days before its nextUpdate: within root_crl_warn_days
     assert "is due for renewal" in client.get("/healthz").json["details"]["warnings"][0]
     assert f'ca_crl_import_due{{issuer="{root_name}"}} 1.0' in client.get("/metrics").text
     clock.advance(-24 * 86400)
-    check = openssl("crl", "-CAfile", str(offline.cert), "-noout", input=first.pem)
+    served = client.get(f"/crl/{root_name}.pem").data
+    check = openssl("crl", "-CAfile", str(offline.cert), "-noout", input=served)
     assert b"verify OK" in check.stderr + check.stdout
     # never lower (nor equal) in number, never another issuer, never another key
     for number in (5, 16):

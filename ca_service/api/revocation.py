@@ -7,7 +7,7 @@ import binascii
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from flask import Response, request
+from flask import Response, request, send_file
 from flask.views import MethodView
 from werkzeug.routing import PathConverter
 
@@ -109,8 +109,9 @@ def crl_file(name: str, fmt: str) -> Any:
     """The full CRL of an issuing CA or of the root.
 
     ``.crl`` is DER (the URL in the CRL distribution point of our device and issuing CA
-    certificates), ``.pem`` PEM. Stored bytes, with ETag, Last-Modified and caching bounded by
-    nextUpdate. An external root's CRL is the one imported last (``ca-service crl import``).
+    certificates), ``.pem`` PEM. Stored bytes (sent from a file of this host), with ETag,
+    Last-Modified and caching bounded by nextUpdate. An external root's CRL is the one imported
+    last (``ca-service crl import``).
     """
     svc = services()
     try:
@@ -119,8 +120,13 @@ def crl_file(name: str, fmt: str) -> Any:
         if exc.kind is Kind.UNAVAILABLE:
             svc.publisher.poke()
         raise
-    body = published.der if fmt == "crl" else published.pem
-    response = Response(body, mimetype=PKIX_CRL if fmt == "crl" else "application/x-pem-file")
+    response = send_file(
+        published.file(fmt),
+        mimetype=PKIX_CRL if fmt == "crl" else "application/x-pem-file",
+        conditional=False,  # the ETag and dates are the CRL's own (_cacheable)
+        etag=False,
+        max_age=None,
+    )
     etag = f"{name}-{published.number}-{fmt}"
     return _cacheable(response, published.next_update, published.this_update, etag, "crl")
 

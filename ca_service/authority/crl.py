@@ -14,8 +14,7 @@ byte to cryptography's builder on the same entries.
 from __future__ import annotations
 
 import base64
-import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -179,10 +178,23 @@ def sign_crl(
     return bytes(der), count
 
 
+PEM_CHUNK = 48 * 1024  # DER bytes per piece of PEM: a multiple of 48 is whole 64-character lines
+
+
+def crl_pem_pieces(der: bytes | bytearray | memoryview) -> Iterator[bytes]:
+    """PEM armour around a stored DER CRL (RFC 7468 section 5), without parsing it, in pieces
+    of at most ~64 KiB: a million-entry CRL (53 MB) is armoured without a copy of it whole."""
+    yield b"-----BEGIN X509 CRL-----\n"
+    view = memoryview(der)
+    for start in range(0, len(view), PEM_CHUNK):
+        text = base64.b64encode(view[start : start + PEM_CHUNK])
+        yield b"".join(text[i : i + 64] + b"\n" for i in range(0, len(text), 64))
+    yield b"-----END X509 CRL-----\n"
+
+
 def crl_pem(der: bytes) -> bytes:
-    """PEM armour around a stored DER CRL (RFC 7468 section 5), without parsing it."""
-    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
-    return f"-----BEGIN X509 CRL-----\n{body}\n-----END X509 CRL-----\n".encode("ascii")
+    """:func:`crl_pem_pieces` joined."""
+    return b"".join(crl_pem_pieces(der))
 
 
 def read_crl(data: bytes) -> x509.CertificateRevocationList:

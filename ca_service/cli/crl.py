@@ -47,8 +47,8 @@ def crl_root(ctx: click.Context, out: Path) -> None:
     root key is here): for relying parties that load CRLs from files (nginx ssl_crl)."""
     services = services_of(settings_of(ctx))
     services.revocation.publish_due()
-    published = services.revocation.published(services.directory.get().root.name)
-    if write_out(out, published.pem.decode()):
+    published, pem = services.revocation.stored_pem(services.directory.get().root.name)
+    if write_out(out, pem.decode()):
         click.echo(
             f"root CRL {published.number} written to {out}; next update "
             f"{published.next_update:%Y-%m-%dT%H:%M:%SZ}",

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -48,6 +48,7 @@ from ca_service.errors import CAError, Kind
 from ca_service.issuers import CA, Directory, Signers
 from ca_service.policy import WRITERS, check_scope, device_mac, in_scope, require_role
 from ca_service.policy.reasons import CODES, parse_ca_reason, parse_reason, reason_flag, reason_name
+from ca_service.revocation.files import CrlFiles
 from ca_service.store import Database, audit
 from ca_service.store import certificates as certs
 from ca_service.store import issuers as cas_store
@@ -74,17 +75,28 @@ class Revoked:
 
 @dataclass(frozen=True)
 class PublishedCrl:
-    """A stored CRL as served: DER bytes, their PEM armour, and the times for HTTP caching."""
+    """A published CRL: its issuer, number and the times for HTTP caching."""
 
     issuer: str
     number: int
-    der: bytes
     this_update: datetime
     next_update: datetime
 
-    @cached_property
-    def pem(self) -> bytes:
-        return crl_pem(self.der)
+
+@dataclass(frozen=True)
+class ServedCrl(PublishedCrl):
+    """A published CRL as this host serves it: from its files (:mod:`.files`), DER and PEM."""
+
+    der_file: Path
+    pem_file: Path
+
+    def file(self, fmt: str) -> Path:
+        """The file of ``fmt``: ``crl`` (DER) or ``pem``."""
+        return self.der_file if fmt == "crl" else self.pem_file
+
+    @property
+    def der(self) -> bytes:
+        return self.der_file.read_bytes()
 
 
 @dataclass(frozen=True)
@@ -134,7 +146,8 @@ class Revocation:
         self.settings = settings
         self.clock = clock
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._served: dict[int, PublishedCrl] = {}
+        self._served: dict[int, ServedCrl] = {}
+        self.files = CrlFiles(settings.home / "crl")
         self._served_lock = threading.Lock()
         self._held: set[int] = set()  # issuer ids whose publication lease this worker holds
         self.on_revoke: list[Callable[[], None]] = []  # called after a committed revocation
@@ -476,6 +489,8 @@ class Revocation:
                     action="crl.publish",
                     detail={"issuer": issuer.name, "number": number, "entries": count, "bytes": len(der)},
                 )
+        if stored:  # the workers of this host serve it from these files, without a read
+            self.files.write(issuer_id, number, der)
         log.info(
             "CRL published" if stored else "CRL discarded: a newer one is published",
             extra={"issuer": issuer.name, "number": number, "entries": count, "bytes": len(der)},
@@ -606,45 +621,74 @@ class Revocation:
         log.info("root CRL imported", extra={"issuer": root.name, "number": number, "revoked": revoked})
         if revoked:
             self.directory.invalidate()
-        return PublishedCrl(root.name, number, der, crl.last_update_utc, crl.next_update_utc)
+        return PublishedCrl(root.name, number, crl.last_update_utc, crl.next_update_utc)
 
     # -- serving ----------------------------------------------------------------------------
-    def published(self, issuer_name: str) -> PublishedCrl:
-        """The stored CRL of an issuer; the bytes are kept per worker until the number changes.
-        While the database cannot answer, the bytes this worker holds are served until their
-        nextUpdate (relying parties may cache them that long anyway)."""
-        found = [ca for ca in self._served_cas() if ca.name == issuer_name]
-        if not found:
-            raise CAError(Kind.NOT_FOUND, f"No CA named '{issuer_name[:64]}' publishes a CRL here.")
-        issuer_id = found[0].id
+    def published(self, issuer_name: str) -> ServedCrl:
+        """The stored CRL of an issuer, served from its files on this host (written from the
+        database once per CRL number). While the database cannot answer, the CRL this worker
+        served last is served until its nextUpdate (relying parties may cache it that long)."""
+        issuer_id = self._serving_id(issuer_name)
         cached = self._served.get(issuer_id)
         try:
             with self.db.read() as session:
-                state = store.crl_states(session, issuer_id).get(issuer_id)
-                if state is None or state.published_number is None:
-                    if found[0].record.role is IssuerRole.ROOT and issuer_id not in self._signed_here():
-                        raise CAError(
-                            Kind.NOT_FOUND,
-                            f"No CRL of {issuer_name} has been imported; run 'ca-service crl import'.",
-                        )
-                    if issuer_id not in self._signed_here():
-                        raise CAError(
-                            Kind.NOT_FOUND, f"{issuer_name} published no CRL before it was revoked."
-                        )
-                    raise CAError(
-                        Kind.UNAVAILABLE, f"The CRL of {issuer_name} is not published yet; retry shortly."
-                    )
-                if cached is not None and cached.number == state.published_number:
+                number = self._published_number(session, issuer_id, issuer_name)
+                if cached is not None and cached.number == number and self._on_disk(cached):
                     return cached
-                row = store.published_crl(session, issuer_id)
+                row = store.published_crl(session, issuer_id, with_der=False)
+                if not self.files.has(issuer_id, row.number):
+                    row = store.published_crl(session, issuer_id)
         except DatabaseUnavailable:
-            if cached is not None and cached.next_update > self.clock.now():
+            if cached is not None and cached.next_update > self.clock.now() and self._on_disk(cached):
                 return cached
             raise
-        crl = PublishedCrl(issuer_name, row.number, row.der, row.this_update, row.next_update)
+        if row.der is not None:
+            self.files.write(issuer_id, row.number, row.der)
+        crl = ServedCrl(
+            issuer_name,
+            row.number,
+            row.this_update,
+            row.next_update,
+            self.files.path(issuer_id, row.number, "crl"),
+            self.files.path(issuer_id, row.number, "pem"),
+        )
         with self._served_lock:
             self._served[issuer_id] = crl
         return crl
+
+    def stored_pem(self, issuer_name: str) -> tuple[PublishedCrl, bytes]:
+        """The published CRL of an issuer and its PEM, read from the database: how the CLI
+        reads it (it writes no files into the service's home)."""
+        issuer_id = self._serving_id(issuer_name)
+        with self.db.read() as session:
+            self._published_number(session, issuer_id, issuer_name)
+            row = store.published_crl(session, issuer_id)
+        return PublishedCrl(issuer_name, row.number, row.this_update, row.next_update), crl_pem(row.der)
+
+    def _serving_id(self, issuer_name: str) -> int:
+        found = [ca for ca in self._served_cas() if ca.name == issuer_name]
+        if not found:
+            raise CAError(Kind.NOT_FOUND, f"No CA named '{issuer_name[:64]}' publishes a CRL here.")
+        return found[0].id
+
+    def _published_number(self, session: Session, issuer_id: int, issuer_name: str) -> int:
+        """The number of the issuer's published CRL; NOT_FOUND or UNAVAILABLE, with the reason,
+        when there is none."""
+        state = store.crl_states(session, issuer_id).get(issuer_id)
+        if state is not None and state.published_number is not None:
+            return int(state.published_number)
+        signed_here = issuer_id in self._signed_here()
+        if self.directory.get().cas[issuer_id].record.role is IssuerRole.ROOT and not signed_here:
+            raise CAError(
+                Kind.NOT_FOUND, f"No CRL of {issuer_name} has been imported; run 'ca-service crl import'."
+            )
+        if not signed_here:
+            raise CAError(Kind.NOT_FOUND, f"{issuer_name} published no CRL before it was revoked.")
+        raise CAError(Kind.UNAVAILABLE, f"The CRL of {issuer_name} is not published yet; retry shortly.")
+
+    @staticmethod
+    def _on_disk(crl: ServedCrl) -> bool:
+        return crl.der_file.is_file() and crl.pem_file.is_file()
 
     def _served_cas(self) -> list[CA]:
         """The CAs whose CRL is served: those signed here, the newest root (also an external

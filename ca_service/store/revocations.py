@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -93,10 +93,12 @@ def pending_ids(session: Session, issuer_id: int) -> list[int]:
     return list(session.scalars(select(CrlPendingRow.id).where(CrlPendingRow.issuer_id == issuer_id)))
 
 
-def published_crl(session: Session, issuer_id: int) -> Any:
-    """(number, this_update, next_update, der) of the published CRL, or None."""
+def published_crl(session: Session, issuer_id: int, with_der: bool = True) -> Any:
+    """(number, this_update, next_update, der) of the published CRL, or None; without its
+    bytes (``der`` None) unless ``with_der``."""
+    der = CrlDataRow.der if with_der else null().label("der")
     return session.execute(
-        select(CrlDataRow.number, CrlDataRow.this_update, CrlDataRow.next_update, CrlDataRow.der).where(
+        select(CrlDataRow.number, CrlDataRow.this_update, CrlDataRow.next_update, der).where(
             CrlDataRow.issuer_id == issuer_id
         )
     ).first()
