@@ -181,20 +181,26 @@ def sign_crl(
 PEM_CHUNK = 48 * 1024  # DER bytes per piece of PEM: a multiple of 48 is whole 64-character lines
 
 
-def crl_pem_pieces(der: bytes | bytearray | memoryview) -> Iterator[bytes]:
-    """PEM armour around a stored DER CRL (RFC 7468 section 5), without parsing it, in pieces
-    of at most ~64 KiB: a million-entry CRL (53 MB) is armoured without a copy of it whole."""
+def crl_pem_pieces(der: Iterable[bytes | bytearray | memoryview]) -> Iterator[bytes]:
+    """PEM armour (RFC 7468 section 5) around a DER CRL given in pieces of :data:`PEM_CHUNK`
+    bytes (the last one shorter), without parsing it: a million-entry CRL (53 MB) is armoured
+    piece by piece, never whole."""
     yield b"-----BEGIN X509 CRL-----\n"
-    view = memoryview(der)
-    for start in range(0, len(view), PEM_CHUNK):
-        text = base64.b64encode(view[start : start + PEM_CHUNK])
-        yield b"".join(text[i : i + 64] + b"\n" for i in range(0, len(text), 64))
+    for piece in der:
+        text = base64.b64encode(piece)
+        yield b"\n".join([text[i : i + 64] for i in range(0, len(text), 64)]) + b"\n"
     yield b"-----END X509 CRL-----\n"
 
 
-def crl_pem(der: bytes) -> bytes:
-    """:func:`crl_pem_pieces` joined."""
-    return b"".join(crl_pem_pieces(der))
+def der_pieces(der: bytes | bytearray | memoryview) -> Iterator[memoryview]:
+    """``der`` in pieces of :data:`PEM_CHUNK` bytes, for :func:`crl_pem_pieces`."""
+    view = memoryview(der)
+    return (view[start : start + PEM_CHUNK] for start in range(0, len(view), PEM_CHUNK))
+
+
+def crl_pem(der: bytes | bytearray | memoryview) -> bytes:
+    """:func:`crl_pem_pieces` of ``der``, joined."""
+    return b"".join(crl_pem_pieces(der_pieces(der)))
 
 
 def read_crl(data: bytes) -> x509.CertificateRevocationList:

@@ -22,7 +22,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -87,16 +87,22 @@ class PublishedCrl:
 class ServedCrl(PublishedCrl):
     """A published CRL as this host serves it: from its files (:mod:`.files`), DER and PEM."""
 
-    der_file: Path
-    pem_file: Path
+    issuer_id: int
+    files: CrlFiles = field(repr=False, compare=False)
 
     def file(self, fmt: str) -> Path:
-        """The file of ``fmt``: ``crl`` (DER) or ``pem``."""
-        return self.der_file if fmt == "crl" else self.pem_file
+        """The file of ``fmt``: ``crl`` (DER) or ``pem`` (made on first use)."""
+        if fmt == "pem":
+            return self.files.pem(self.issuer_id, self.number)
+        return self.files.path(self.issuer_id, self.number, "crl")
+
+    @property
+    def on_disk(self) -> bool:
+        return self.files.has(self.issuer_id, self.number)
 
     @property
     def der(self) -> bytes:
-        return self.der_file.read_bytes()
+        return self.file("crl").read_bytes()
 
 
 @dataclass(frozen=True)
@@ -633,25 +639,18 @@ class Revocation:
         try:
             with self.db.read() as session:
                 number = self._published_number(session, issuer_id, issuer_name)
-                if cached is not None and cached.number == number and self._on_disk(cached):
+                if cached is not None and cached.number == number and cached.on_disk:
                     return cached
                 row = store.published_crl(session, issuer_id, with_der=False)
                 if not self.files.has(issuer_id, row.number):
                     row = store.published_crl(session, issuer_id)
         except DatabaseUnavailable:
-            if cached is not None and cached.next_update > self.clock.now() and self._on_disk(cached):
+            if cached is not None and cached.next_update > self.clock.now() and cached.on_disk:
                 return cached
             raise
         if row.der is not None:
             self.files.write(issuer_id, row.number, row.der)
-        crl = ServedCrl(
-            issuer_name,
-            row.number,
-            row.this_update,
-            row.next_update,
-            self.files.path(issuer_id, row.number, "crl"),
-            self.files.path(issuer_id, row.number, "pem"),
-        )
+        crl = ServedCrl(issuer_name, row.number, row.this_update, row.next_update, issuer_id, self.files)
         with self._served_lock:
             self._served[issuer_id] = crl
         return crl
@@ -685,10 +684,6 @@ class Revocation:
         if not signed_here:
             raise CAError(Kind.NOT_FOUND, f"{issuer_name} published no CRL before it was revoked.")
         raise CAError(Kind.UNAVAILABLE, f"The CRL of {issuer_name} is not published yet; retry shortly.")
-
-    @staticmethod
-    def _on_disk(crl: ServedCrl) -> bool:
-        return crl.der_file.is_file() and crl.pem_file.is_file()
 
     def _served_cas(self) -> list[CA]:
         """The CAs whose CRL is served: those signed here, the newest root (also an external
