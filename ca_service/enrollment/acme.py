@@ -155,11 +155,7 @@ class Redemption:
     redeemed: bool = False
 
     def __call__(self, session: Session, serial: str | None = None) -> None:
-        if not self.authority.nonces.redeem(session, self.nonce, (self.signer.id, self.signer.thumbprint)):
-            # used before, or the account changed meanwhile: find out which, and say so
-            current = self.authority.redeem_in(session, self.nonce, self.signer)
-            if current is not None and current.status != "valid":
-                raise CAError(Kind.UNAUTHORIZED, DEACTIVATED)
+        self.authority.redeem_signed(session, self.nonce, self.signer)
         on_commit(session, self._committed)
 
     def _committed(self) -> None:
@@ -223,6 +219,16 @@ class AcmeAuthority:
             raise CAError(Kind.MALFORMED, NOT_VERIFIED)
         self._keep(current)
         return current
+
+    def redeem_signed(self, session: Session, presented: str, signer: Account) -> None:
+        """Redeem ``presented`` in ``session``'s transaction for a request that ``signer``'s
+        key verified: one statement while the account is valid with that key; when it inserts
+        nothing, :meth:`redeem_in` finds out why (badNonce, another key, deactivated)."""
+        if self.nonces.redeem(session, presented, (signer.id, signer.thumbprint)):
+            return
+        current = self.redeem_in(session, presented, signer)
+        if current is not None and current.status != "valid":
+            raise CAError(Kind.UNAUTHORIZED, DEACTIVATED)
 
     def account(self, account_id: int) -> Account | None:
         with self.db.read() as session:
