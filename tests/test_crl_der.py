@@ -119,7 +119,14 @@ def test_entry_encoding_is_the_builders(ec_issuer: Issuer) -> None:
     """Each stored entry is exactly one element of the builder's revokedCertificates."""
     entries = make_entries(300)
     ders = [entry_der(*e) for e in entries]
-    der, _ = assemble_crl(ec_issuer, 1, NOW, NOW + timedelta(days=1), ders)
+    der, count = assemble_crl(
+        ec_issuer,
+        1,
+        NOW,
+        NOW + timedelta(days=1),
+        [(100, b"".join(ders[:100]))] + [(1, d) for d in ders[100:]],
+    )
+    assert count == 300
     assert b"".join(ders) in bytes(der)
     assert b"".join(ders) in builder_crl(ec_issuer, entries, 1).tbs_certlist_bytes
 

@@ -9,8 +9,9 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography import x509
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 from ca_service import Services
 from ca_service.domain import Principal, Role
@@ -93,15 +94,27 @@ def test_crl_from_the_database_is_the_builders(services: Services, tmp_path: Pat
     assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
 
 
+def _read(services: Services, issuer_id: int, size: int) -> tuple[int, bytes]:
+    with services.db.read() as session:
+        batches = list(store.entry_batches(session, issuer_id, None, size=size))
+    return sum(n for n, _ in batches), b"".join(der for _, der in batches)
+
+
 def test_entries_stream_in_batches_without_losing_a_row(services: Services) -> None:
+    """Every stored entry once, whatever the batch size (SQLite) or as one aggregate
+    (PostgreSQL); the count of each batch matches its bytes."""
     issuer_id, _ = services.signers.active()
     _fill(services, issuer_id, 53)
     services.revocation.regenerate(issuer_id)
     with services.db.read() as session:
-        whole = list(store.entry_ders(session, issuer_id, None, size=1_000))
-        assert len(whole) == 53
-        for size in (1, 7, 53):  # batches of one row, a few rows, exactly all rows
-            assert list(store.entry_ders(session, issuer_id, None, size=size)) == whole
+        stored = set(
+            session.scalars(select(CertificateRow.crl_entry).where(CertificateRow.crl_entry.is_not(None)))
+        )
+    count, whole = _read(services, issuer_id, 1_000)
+    assert count == len(stored) == 53 and len(whole) == sum(len(e) for e in stored)
+    assert all(entry in whole for entry in stored)
+    for size in (1, 7, 53):  # batches of one row, a few rows, exactly all rows
+        assert _read(services, issuer_id, size) == (count, whole)
 
 
 def test_entries_of_rows_revoked_before_the_migration(tmp_path: Path) -> None:
@@ -149,13 +162,27 @@ def test_a_revocation_after_the_entries_were_read_waits_for_the_next_crl(
     serial = services.enrollment.issue(csr.read_bytes(), ADMIN).serial
     services.revocation.revoke(serial, "superseded", None, ADMIN)
     with services.db.read() as session:
-        assert list(store.entry_ders(session, issuer_id, None)) == []  # not encoded yet
+        assert list(store.entry_batches(session, issuer_id, None)) == []  # not encoded yet
         assert store.crl_states(session, issuer_id)[issuer_id].pending == 1
     services.revocation.regenerate(issuer_id)
     with services.db.read() as session:
-        assert len(list(store.entry_ders(session, issuer_id, None))) == 1
+        assert [n for n, _ in store.entry_batches(session, issuer_id, None)] == [1]
         assert store.crl_states(session, issuer_id)[issuer_id].pending == 0
     with services.db.write() as session:  # a status flipped outside mark_revoked is encoded too
         session.execute(update(CertificateRow).where(CertificateRow.serial == serial).values(crl_entry=None))
     services.revocation.regenerate(issuer_id)
     assert len(x509.load_der_x509_crl(services.revocation.published(issuer.name).der)) == 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_stored_crl_is_lz4_compressed_on_postgresql(services: Services) -> None:
+    """Migration 0015: the stored CRL bytes are compressed with lz4, not the slower pglz, and
+    read back whole (a CRL of a few hundred entries is above PostgreSQL's TOAST threshold)."""
+    issuer_id, issuer = services.signers.active()
+    _fill(services, issuer_id, 300)
+    services.revocation.regenerate(issuer_id)
+    with services.db.read() as session:
+        method = session.execute(text("SELECT pg_column_compression(der) FROM crl_data")).scalar_one()
+    assert method == "lz4"
+    crl = x509.load_der_x509_crl(services.revocation.published(issuer.name).der)
+    assert len(crl) == 300 and crl.is_signature_valid(issuer.certificate.public_key())  # type: ignore[arg-type]

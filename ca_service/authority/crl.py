@@ -133,12 +133,13 @@ def assemble_crl(
     number: int,
     this_update: datetime,
     next_update: datetime,
-    entries: Iterable[bytes],
+    batches: Iterable[tuple[int, bytes]],
     user_certificates: bool = True,
 ) -> tuple[bytearray, int]:
-    """The DER CRL of ``issuer`` (RFC 5280 5.1) over ``entries`` (each an :func:`entry_der`, in
-    the order given), and the number of entries. With ``user_certificates=False`` (a root's CRL
-    over CA certificates, which name no distribution point) the IDP is left out.
+    """The DER CRL of ``issuer`` (RFC 5280 5.1) over ``batches`` of entries (each a number of
+    entries and their :func:`entry_der` concatenated, in the order given), and the number of
+    entries. With ``user_certificates=False`` (a root's CRL over CA certificates, which name no
+    distribution point) the IDP is left out.
 
     The entries are streamed into one buffer behind room for the headers, which are written
     once their lengths are known: the CRL is never copied whole. The entries are trusted to be
@@ -147,9 +148,9 @@ def assemble_crl(
     start = 2 * HEADROOM + len(head) + HEADROOM  # CertificateList, TBSCertList, head, revokedCertificates
     buf = bytearray(start)
     count = 0
-    for der in entries:
+    for entries, der in batches:
         buf += der
-        count += 1
+        count += entries
     listed = _header(SEQUENCE, len(buf) - start) if count else b""  # omitted when empty (5.1.2.6)
     tbs_length = len(head) + len(listed) + len(buf) - start + len(tail)
     tbs_start = start - len(listed) - len(head) - len(_header(SEQUENCE, tbs_length))
@@ -173,7 +174,7 @@ def sign_crl(
 ) -> tuple[bytes, int]:
     """:func:`assemble_crl` over entries given as values (serial, dates, reason)."""
     der, count = assemble_crl(
-        issuer, number, this_update, next_update, (entry_der(*e) for e in entries), user_certificates
+        issuer, number, this_update, next_update, ((1, entry_der(*e)) for e in entries), user_certificates
     )
     return bytes(der), count
 

@@ -474,9 +474,9 @@ class Revocation:
         else:
             self._encode_entries(issuer_id)
             with self.db.read() as session:
-                entries = store.entry_ders(session, issuer_id, cutoff)
+                batches = store.entry_batches(session, issuer_id, cutoff)
                 with self.signers.signing(issuer):
-                    der, count = assemble_crl(issuer, number, this_update, next_update, entries)
+                    der, count = assemble_crl(issuer, number, this_update, next_update, batches)
         with self.db.write() as session:
             stored = store.store_crl(
                 session,
