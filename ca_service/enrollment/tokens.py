@@ -89,13 +89,12 @@ def authenticate(db: Database, presented: str | None) -> Principal:
     if not presented:
         raise CAError(Kind.UNAUTHORIZED, "This endpoint needs 'Authorization: Bearer <token>'.")
     digest = token_hash(presented)
-    with db.read() as session:
-        row = tokens.by_hash(session, digest)
-        if row is None or not hmac.compare_digest(row.token_hash, digest) or row.revoked_at is not None:
-            raise CAError(Kind.UNAUTHORIZED, "The bearer token is unknown or revoked.")
-        return Principal(
-            name=row.name,
-            role=Role(row.role),
-            scopes=tuple(s for s in row.scopes.split(",") if s),
-            token_id=row.id,
-        )
+    row = tokens.by_hash(db, digest)
+    if row is None or not hmac.compare_digest(row.token_hash, digest) or row.revoked_at is not None:
+        raise CAError(Kind.UNAUTHORIZED, "The bearer token is unknown or revoked.")
+    return Principal(
+        name=row.name,
+        role=Role(row.role),
+        scopes=tuple(s for s in row.scopes.split(",") if s),
+        token_id=row.id,
+    )

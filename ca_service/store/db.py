@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, Executable, Row, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -136,6 +136,10 @@ class Database:
             )
             self.write_engine = self.engine
         self._paused_until = 0.0
+        # one statement needs no transaction of its own on PostgreSQL (it is one snapshot, and
+        # nothing is left to roll back); SQLite's read connections keep their deferred BEGIN
+        sqlite = url.startswith("sqlite")
+        self._lookups = self.engine if sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
 
@@ -147,6 +151,13 @@ class Database:
     def read(self) -> Iterator[Session]:
         with self._guarded(), self._read() as session, session.begin():
             yield session
+
+    def lookup(self, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
+        """The first row of one read-only Core statement, on a pooled connection without a
+        Session: the cheapest read, for the hot path (the bearer token of every API request).
+        Bounded as :meth:`read`."""
+        with self._guarded(), self._lookups.connect() as conn:
+            return conn.execute(statement, params).first()
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ca_service.errors import CAError, Kind
+from ca_service.store.db import Database
 from ca_service.store.models import TokenRow, utcnow
 from ca_service.store.records import record
 
@@ -47,9 +48,10 @@ _BY_HASH = select(
 ).where(TokenRow.__table__.c.token_hash == bindparam("token_hash"))
 
 
-def by_hash(session: Session, token_hash: str) -> Any:
-    """The token with this hash (a Core row: this runs on every API request)."""
-    return session.execute(_BY_HASH, {"token_hash": token_hash}).first()
+def by_hash(db: Database, token_hash: str) -> Any:
+    """The token with this hash (a Core row read without a Session: this runs on every API
+    request)."""
+    return db.lookup(_BY_HASH, {"token_hash": token_hash})
 
 
 def by_name(session: Session, name: str) -> TokenRecord | None:
