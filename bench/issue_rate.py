@@ -1,6 +1,7 @@
 """Certificates issued per second through POST /api/v1/certificates under gunicorn, beside the
 in-process ceiling measured in the same run (parse CSR + verify + build + sign + PEM; no HTTP,
-no database).
+no database), and beside the floor of the stack (bench/stack_floor.py: the same durable rows
+through the same gunicorn, Flask and SQLAlchemy Core, none of the service around them).
 
     .venv/bin/python bench/issue_rate.py [--seconds 10] [--connections 16] [--workers 2]
                                          [--db sqlite|postgresql]
@@ -115,11 +116,8 @@ def main() -> None:
             opts.seconds / 2
         )
 
-    # 2. the service under gunicorn, loaded by wrk
-    server = LiveServer(
-        {"CA_SERVICE_HOME": str(home), "CA_SERVICE_DATABASE_URL": url, "CA_SERVICE_LOG_LEVEL": "WARNING"},
-        workers=opts.workers,
-    ).start()
+    # 2. the service, then the floor of the stack, under gunicorn, loaded by wrk
+    env = {"CA_SERVICE_HOME": str(home), "CA_SERVICE_DATABASE_URL": url, "CA_SERVICE_LOG_LEVEL": "WARNING"}
     script = home / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -127,6 +125,44 @@ def main() -> None:
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
     )
+    try:
+        service = load(LiveServer(env, workers=opts.workers), script, url, opts)
+        floor = load(
+            LiveServer(env, workers=opts.workers, app="bench.stack_floor:floor_app()"), script, url, opts
+        )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        if pg_name:
+            services.db.dispose()
+            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+    print(
+        f"\nissuance benchmark ({opts.db}, {opts.workers} gunicorn workers, "
+        f"wrk {opts.connections} connections, "
+        f"{int(opts.seconds)} s, ECDSA P-256 issuing key, P-256 CSR)"
+    )
+    print(f"{'measure':<58}{'per second':>12}{'ratio':>8}")
+    print(f"{'ceiling: issuance crypto in-process, one core':<58}{one:>12.0f}{1.0:>8.2f}")
+    print(
+        f"{f'ceiling: issuance crypto in-process, all {cores} cores':<58}"
+        f"{all_cores:>12.0f}{all_cores / one:>8.2f}"
+    )
+    for label, (durable, answers, failed, rows, elapsed) in (
+        ("POST /api/v1/certificates, committed rows", service),
+        ("floor of the stack (bench/stack_floor.py), committed rows", floor),
+    ):
+        print(f"{label:<58}{durable:>12.0f}{durable / one:>8.2f}")
+        print(f"   ({answers} answers, {failed} not 2xx, {rows} rows committed, wall {elapsed:.1f} s)")
+    print(f"   service / all-core ceiling = {service[0] / all_cores:.2f}")
+    print(f"   floor / all-core ceiling = {floor[0] / all_cores:.2f}")
+    print(f"   service / floor = {service[0] / floor[0]:.2f}")
+
+
+def load(
+    server: LiveServer, script: Path, url: str, opts: argparse.Namespace
+) -> tuple[float, int, int, int, float]:
+    """wrk against ``server``: (committed rows per second, answers, answers not 2xx, rows, wall)."""
+    server.start()
     try:
         before = count_rows(url)
         started = time.perf_counter()
@@ -149,30 +185,10 @@ def main() -> None:
         rows = count_rows(url) - before
     finally:
         server.stop()
-        shutil.rmtree(home, ignore_errors=True)
-        if pg_name:
-            services.db.dispose()
-            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
     m = re.search(r"(\d+) requests in ([\d.]+)s", out)
-    requests_done, wrk_seconds = int(m.group(1)), float(m.group(2))  # type: ignore[union-attr]
+    answers, wrk_seconds = int(m.group(1)), float(m.group(2))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    failed = int(non2xx.group(1)) if non2xx else 0
-    durable = rows / wrk_seconds
-    print(
-        f"\nissuance benchmark ({opts.db}, {opts.workers} gunicorn workers, "
-        f"wrk {opts.connections} connections, "
-        f"{int(opts.seconds)} s, ECDSA P-256 issuing key, P-256 CSR)"
-    )
-    print(f"{'measure':<58}{'per second':>12}{'ratio':>8}")
-    print(f"{'ceiling: issuance crypto in-process, one core':<58}{one:>12.0f}{1.0:>8.2f}")
-    print(
-        f"{f'ceiling: issuance crypto in-process, all {cores} cores':<58}"
-        f"{all_cores:>12.0f}{all_cores / one:>8.2f}"
-    )
-    print(f"{'POST /api/v1/certificates, committed rows':<58}{durable:>12.0f}{durable / one:>8.2f}")
-    print(f"   ({requests_done} answers, {failed} not 2xx, {rows} rows committed, wall {elapsed:.1f} s)")
-    print(f"   durable / all-core ceiling = {durable / all_cores:.2f}")
+    return rows / wrk_seconds, answers, int(non2xx.group(1)) if non2xx else 0, rows, elapsed
 
 
 if __name__ == "__main__":

@@ -179,11 +179,18 @@ def free_port() -> int:
 class LiveServer:
     """The service under gunicorn with several workers, configured through the environment. Its
     public URL is its own address (ACME URLs come from it) unless ``public_url`` names another
-    (a reverse proxy in front)."""
+    (a reverse proxy in front). ``app`` is the WSGI application gunicorn loads (the benches
+    serve a floor of the stack through the same configuration)."""
 
     def __init__(
-        self, env: dict[str, str], workers: int = 2, public_url: str | None = None, port: int | None = None
+        self,
+        env: dict[str, str],
+        workers: int = 2,
+        public_url: str | None = None,
+        port: int | None = None,
+        app: str = "ca_service:create_app()",
     ) -> None:
+        self.app = app
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -204,7 +211,7 @@ class LiveServer:
                 "gunicorn",
                 "-c",
                 str(REPO / "deploy" / "gunicorn.conf.py"),
-                "ca_service:create_app()",
+                self.app,
             ],
             env=self.env,
             stdout=self.log,
