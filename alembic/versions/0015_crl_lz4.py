@@ -16,6 +16,8 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
+FEATURE_NOT_SUPPORTED = "0A000"  # "compression method lz4 not supported" (a server built without it)
+
 
 def _compression(method: str) -> None:
     bind = op.get_bind()
@@ -24,8 +26,9 @@ def _compression(method: str) -> None:
     try:
         with bind.begin_nested():  # a savepoint: a server without lz4 refuses the method
             bind.execute(sa.text(f"ALTER TABLE crl_data ALTER COLUMN der SET COMPRESSION {method}"))
-    except DBAPIError:
-        pass
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != FEATURE_NOT_SUPPORTED:
+            raise
 
 
 def upgrade() -> None:
