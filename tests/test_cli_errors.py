@@ -5,6 +5,7 @@ no traceback unless --debug."""
 from __future__ import annotations
 
 import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -12,10 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from ca_service import Services
+from ca_service.config import Settings
 from tests.helpers import REPO, cli, free_port, make_csr
 
 # the CLI as subprocesses; they fail before the database matters, so SQLite only
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]
+
+
+NOBODY = 65534  # a user other than root: the service's own, in a deployment
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -114,6 +120,32 @@ def test_a_home_that_does_not_exist(env_for: dict[str, str], tmp_path: Path) -> 
         cli({**env_for, "CA_SERVICE_HOME": str(tmp_path / "nowhere")}, "token", "list", check=False)
     )
     assert "is not a folder; run 'ca-service init'" in line
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
+    return {str(p): (p.lstat().st_uid, p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal is of root; CI runs the suite as root")
+@pytest.mark.parametrize(
+    "command", [("issuer", "rotate"), ("token", "create", "--role", "admin", "--name", "x")]
+)
+def test_root_on_the_service_users_home(
+    services: Services, env_for: dict[str, str], settings: Settings, command: tuple[str, ...]
+) -> None:
+    """Root (an operator who forgot runuser) on a home that the service's user owns: refused
+    before anything is written. A rotated issuing key owned by root would stop every issuance of
+    the service, which then cannot read it."""
+    services.db.dispose()
+    for path in (settings.home, *settings.home.rglob("*")):
+        os.lchown(path, NOBODY, NOBODY)
+    database = Path(settings.database_url.removeprefix("sqlite:///"))
+    before = snapshot(settings.home), snapshot(database.parent)
+    line = one_line_error(cli(env_for, *command, check=False))
+    owner = pwd.getpwuid(NOBODY).pw_name
+    assert f"ca-service runs as root, but CA_SERVICE_HOME = {settings.home} belongs to user {owner}" in line
+    assert f"runuser -u {owner} -- ca-service {command[0]} {command[1]}" in line
+    assert (snapshot(settings.home), snapshot(database.parent)) == before
 
 
 def test_a_bind_address_in_use(env_for: dict[str, str]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pwd
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,7 @@ def settings_of(ctx: click.Context, home: HomeNeed = "existing") -> Settings:
         raise CAError(Kind.MALFORMED, NO_HOME)
     settings = dataclasses.replace(settings, home=settings.home.resolve())
     root.obj = settings
+    _refuse_foreign_home(settings, ctx)
     if home == "create":
         _prepare_home(settings)
     elif not settings.home.is_dir():
@@ -63,6 +65,32 @@ def settings_of(ctx: click.Context, home: HomeNeed = "existing") -> Settings:
             "(or 'ca-service serve') to create the CA there, or point it at the service's folder.",
         )
     return settings
+
+
+def _refuse_foreign_home(settings: Settings, ctx: click.Context) -> None:
+    """Refuse root on a home that another user owns (the service's user, as the systemd unit
+    and the image run it): what a command writes there, a rotated CA key, a CRL file, the
+    database's journal or lock file, would be root's, and the service could not read it. The
+    command must run as that user (``runuser -u <owner> --``), as the README's deployment does."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = settings.home.stat().st_uid
+    except OSError:  # not there yet: made by this user
+        return
+    if owner == 0:
+        return
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = str(owner)
+    raise CAError(
+        Kind.FORBIDDEN,
+        f"ca-service runs as root, but {label(settings, 'home')} = {settings.home} belongs to "
+        f"user {name}: what this command writes there (CA keys, CRL files, the database's "
+        f"journal) would be root's, and the service could not read it. Run the command as that user: "
+        f"runuser -u {name} -- {ctx.command_path} (with its arguments).",
+    )
 
 
 def _prepare_home(settings: Settings) -> None:

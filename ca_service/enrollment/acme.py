@@ -178,18 +178,6 @@ class AcmeAuthority:
         """A fresh nonce (no database write, see :mod:`ca_service.enrollment.nonces`)."""
         return self.nonces.mint()
 
-    def use_nonce(self, presented: str) -> tuple[bool, str]:
-        """Redeem ``presented`` in a transaction of its own and mint the next nonce: (was the
-        nonce good, next nonce)."""
-        fresh = self.nonces.mint()
-        try:
-            self.redeem(presented, None)
-        except CAError as exc:
-            if exc.kind is not Kind.BAD_NONCE:
-                raise
-            return False, fresh
-        return True, fresh
-
     def check_nonce(self, presented: str) -> None:
         """Refuse a nonce we did not issue, or that expired, without touching the database."""
         if self.nonces.check(presented) is None:
