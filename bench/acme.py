@@ -1,12 +1,14 @@
-"""Complete ACME orders per second (new order, finalize, download) against ca-service and
-against Let's Encrypt's pebble, driven by the same certbot-acme client code in the same run.
+"""Complete ACME orders per second (new order, finalize, download) against ca-service, against
+the floor of its stack (bench/acme_floor.py) and against Let's Encrypt's pebble, driven by the
+same certbot-acme client code in the same run.
 
     .venv/bin/python bench/acme.py [--seconds 10] [--clients 1,8] [--database-url postgresql://...]
 
 ca-service runs under gunicorn (sync workers) on SQLite in a temporary home unless a database
-URL is given; pebble runs with PEBBLE_VA_ALWAYS_VALID=1 on loopback with a throw-away TLS
-certificate. Server CPU per order is the CPU time of the server's processes (from /proc)
-divided by the completed orders. Figures are printed, never asserted.
+URL is given; the floor runs through the same gunicorn configuration on the same database;
+pebble runs with PEBBLE_VA_ALWAYS_VALID=1 on loopback with a throw-away TLS certificate. Server
+CPU per order is the CPU time of the server's processes (from /proc) divided by the completed
+orders. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -171,11 +173,15 @@ def measure(
 
 
 # -- servers ---------------------------------------------------------------------------------------
-def start_ours(tmp: Path, database_url: str | None, workers: int) -> tuple[LiveServer, Any]:
+def start_ours(tmp: Path, database_url: str | None, workers: int) -> tuple[LiveServer, LiveServer, Any]:
+    """The service and the floor of its stack (bench/acme_floor.py) on one home and database."""
     from ca_service import build_services
     from ca_service.config import load_settings
     from ca_service.issuers import lifecycle as ca_setup
     from ca_service.store.migrate import upgrade
+
+    sys.path.insert(0, str(HERE))
+    import acme_floor
 
     home = tmp / "home"
     home.mkdir()
@@ -183,12 +189,15 @@ def start_ours(tmp: Path, database_url: str | None, workers: int) -> tuple[LiveS
     upgrade(settings.sqlalchemy_url)
     services = build_services(settings)
     ca_setup.initialize(services.db, settings)
+    acme_floor.create_tables(services.db)
     env = {
         "CA_SERVICE_HOME": str(home),
         "CA_SERVICE_DATABASE_URL": database_url or "",
         "CA_SERVICE_LOG_LEVEL": "WARNING",
     }
-    return LiveServer(env, workers=workers).start(), services
+    floor_env = {**env, acme_floor.KEY_VARIABLE: secrets.token_hex(32)}
+    floor = LiveServer(floor_env, workers=workers, app="bench.acme_floor:floor_app()")
+    return LiveServer(env, workers=workers).start(), floor.start(), services
 
 
 def start_pebble(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
@@ -244,18 +253,21 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        server, services = start_ours(tmp, args.database_url, args.workers)
+        server, floor, services = start_ours(tmp, args.database_url, args.workers)
         proc, pebble_url, pebble_cert = start_pebble(tmp)
         try:
             ours = Target(server.url + "/acme/directory", True, None, "mac")
+            bare = Target(floor.url + "/acme/directory", True, None, "mac")
             peb = Target(pebble_url, str(pebble_cert), None, "dns")
             for n in counts:
                 eabs = [services.acme.create_eab(f"bench-{n}-{i}", ("7C2F80",)) for i in range(n)]
                 rate, cpu = measure(ours, server.proc.pid, n, args.seconds, eabs)  # type: ignore[union-attr]
+                frate, fcpu = measure(bare, floor.proc.pid, n, args.seconds, None)  # type: ignore[union-attr]
                 prate, pcpu = measure(peb, proc.pid, n, args.seconds, None)
-                rows.append((n, rate, cpu, prate, pcpu))
+                rows.append((n, rate, cpu, frate, fcpu, prate, pcpu))
         finally:
             server.stop()
+            floor.stop()
             proc.terminate()
             proc.wait(10)
     backend = "PostgreSQL" if args.database_url else "SQLite"
@@ -263,12 +275,13 @@ def main() -> None:
         f"ACME complete orders (newOrder+finalize+download), {args.seconds:.0f} s each, "
         f"ca-service: gunicorn {args.workers} sync workers on {backend}; pebble with PEBBLE_VA_ALWAYS_VALID=1"
     )
-    head = ("clients", "ca-service orders/s", "server CPU ms/order", "pebble orders/s", "pebble CPU ms/order")
-    print(" | ".join(head) + " | ratio")
-    for n, rate, cpu, prate, pcpu in rows:
-        print(
-            f"{n:>7} | {rate:>19.1f} | {cpu:>19.1f} | {prate:>15.1f} | {pcpu:>19.1f} | {rate / prate:>5.2f}"
-        )
+    print("clients | orders/s: service  floor  pebble | CPU ms/order: service  floor  pebble")
+    for n, rate, cpu, frate, fcpu, prate, pcpu in rows:
+        print(f"{n:>7} | {rate:>17.1f} {frate:>6.1f} {prate:>7.1f} | {cpu:>21.1f} {fcpu:>6.1f} {pcpu:>7.1f}")
+    print("clients | orders/s service/pebble | CPU service/pebble  floor/pebble  service/floor")
+    for n, rate, cpu, _, fcpu, prate, pcpu in rows:
+        ratios = f"{cpu / pcpu:>18.2f} {fcpu / pcpu:>13.2f} {cpu / fcpu:>14.2f}"
+        print(f"{n:>7} | {rate / prate:>24.2f} | {ratios}")
 
 
 if __name__ == "__main__":
