@@ -192,13 +192,19 @@ def floor_app() -> Flask:
             body["certificate"] = f"{base}/cert/{serial}"
         return body
 
-    @app.post("/acme/authz/<token>")
-    def authorization(token: str) -> Response:
+    def owned(statement: Any, params: dict[str, str]) -> Any:
+        """A POST-as-GET: the nonce redeemed and the row read in one write transaction; the row
+        only when the signing account owns it."""
         signed, account_id = verified()
         with db.write_engine.begin() as conn:
             conn.execute(add_nonce, {"value": signed.header["nonce"]})
-            order = conn.execute(order_of, {"token": token}).one()
-        if order.account_id != account_id:
+            row = conn.execute(statement, params).one()
+        return row if row.account_id == account_id else None
+
+    @app.post("/acme/authz/<token>")
+    def authorization(token: str) -> Response:
+        order = owned(order_of, {"token": token})
+        if order is None:
             return refuse(404, "malformed")
         challenge = {"type": "http-01", "url": f"{base}/chall/{token}", "status": "valid", "token": token}
         body = {
@@ -232,11 +238,8 @@ def floor_app() -> Flask:
 
     @app.post("/acme/cert/<serial>")
     def certificate(serial: str) -> Response:
-        signed, account_id = verified()
-        with db.write_engine.begin() as conn:
-            conn.execute(add_nonce, {"value": signed.header["nonce"]})
-            row = conn.execute(certificate_of, {"serial": serial}).one()
-        if row.account_id != account_id:
+        row = owned(certificate_of, {"serial": serial})
+        if row is None:
             return refuse(404, "malformed")
         issuer_id, _ = services.signers.active()
         pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
