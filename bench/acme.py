@@ -175,13 +175,11 @@ def measure(
 # -- servers ---------------------------------------------------------------------------------------
 def start_ours(tmp: Path, database_url: str | None, workers: int) -> tuple[LiveServer, LiveServer, Any]:
     """The service and the floor of its stack (bench/acme_floor.py) on one home and database."""
+    from bench import acme_floor
     from ca_service import build_services
     from ca_service.config import load_settings
     from ca_service.issuers import lifecycle as ca_setup
     from ca_service.store.migrate import upgrade
-
-    sys.path.insert(0, str(HERE))
-    import acme_floor
 
     home = tmp / "home"
     home.mkdir()
@@ -195,8 +193,7 @@ def start_ours(tmp: Path, database_url: str | None, workers: int) -> tuple[LiveS
         "CA_SERVICE_DATABASE_URL": database_url or "",
         "CA_SERVICE_LOG_LEVEL": "WARNING",
     }
-    floor_env = {**env, acme_floor.KEY_VARIABLE: secrets.token_hex(32)}
-    floor = LiveServer(floor_env, workers=workers, app="bench.acme_floor:floor_app()")
+    floor = LiveServer(env, workers=workers, app="bench.acme_floor:floor_app()")
     return LiveServer(env, workers=workers).start(), floor.start(), services
 
 

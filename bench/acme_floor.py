@@ -6,9 +6,10 @@ can be read against the best this stack reaches on this machine.
 
 Per request, as RFC 8555 asks and the service does it: the flattened JWS parsed and its
 signature verified with the account key (``ca_service.acme.jws``; the key from the worker's copy
-of the account); its ``url`` checked; its nonce checked by its HMAC and redeemed once by a
-primary key, in the request's own write transaction (SQLite WAL with BEGIN IMMEDIATE on the
-service's engines); a fresh nonce in every answer. newOrder stores the order; the authorization
+of the account); its ``url`` checked; its nonce checked by the service's own HMAC nonces
+(``ca_service.enrollment.nonces``, no I/O) and redeemed once by a primary key, in the request's
+own write transaction (SQLite WAL with BEGIN IMMEDIATE on the service's engines); a fresh nonce
+in every answer. newOrder stores the order; the authorization
 is read back; finalize checks the CSR with the service's policy, signs the certificate with the
 active issuing CA and stores it; the certificate is read back as PEM with its chain. Left out,
 as the service's cost above the floor: external account binding, account status and key-change
@@ -21,9 +22,7 @@ ACME problem documents, metrics and logs. Its tables are its own (``floor_*``).
 from __future__ import annotations
 
 import base64
-import hmac
 import json
-import os
 import secrets
 from typing import Any
 
@@ -46,7 +45,8 @@ from sqlalchemy import (
 
 from ca_service import build_services
 from ca_service.acme import jws
-from ca_service.authority import random_serial
+from ca_service.acme.views import PEM_CHAIN
+from ca_service.authority import pem, random_serial
 from ca_service.config import load_settings
 from ca_service.domain import MacAddress, serial_text
 from ca_service.policy import CsrRules, check_csr, device_mac
@@ -70,7 +70,6 @@ CERTIFICATES = Table(
     Column("account_id", Integer),
     Column("der", LargeBinary),
 )
-KEY_VARIABLE = "ACME_FLOOR_NONCE_KEY"  # the nonce HMAC key that every worker shares (hex)
 
 
 def create_tables(db: Database) -> None:
@@ -83,7 +82,7 @@ def floor_app() -> Flask:
     services = build_services(settings)
     db, profile, rules = services.db, settings.profile("device"), CsrRules()
     base = str(settings.public_url).rstrip("/") + "/acme"
-    nonce_key = bytes.fromhex(os.environ[KEY_VARIABLE])
+    nonces = services.acme.nonces  # the service's own HMAC nonces: minted and checked without I/O
     add_nonce, add_order, add_certificate = insert(NONCES), insert(ORDERS), insert(CERTIFICATES)
     add_account = insert(ACCOUNTS).returning(ACCOUNTS.c.id)
     jwk_of = select(ACCOUNTS.c.jwk).where(ACCOUNTS.c.id == bindparam("id"))
@@ -97,18 +96,6 @@ def floor_app() -> Flask:
     keys: dict[int, Any] = {}  # account id -> JWK: the worker's copy of each account key
     app = Flask("acme_floor")
     app.extensions["ca_service"] = services  # the configuration's worker hooks, as for the service
-
-    def mint() -> str:
-        body = secrets.token_bytes(16)
-        return (
-            base64.urlsafe_b64encode(body + hmac.digest(nonce_key, body, "sha256")[:16]).decode().rstrip("=")
-        )
-
-    def ours(nonce: object) -> bool:
-        if not isinstance(nonce, str) or len(nonce) != 43:
-            return False
-        raw = base64.urlsafe_b64decode(nonce + "=")
-        return hmac.compare_digest(raw[16:], hmac.digest(nonce_key, raw[:16], "sha256")[:16])
 
     def answer(body: object, status: int = 200, location: str | None = None) -> Response:
         response = Response(json.dumps(body), status, mimetype="application/json")
@@ -131,9 +118,8 @@ def floor_app() -> Flask:
         """The request's JWS, verified; its account id (None: signed with its own ``jwk``)."""
         signed = jws.parse(request.get_data())
         jws.check_outer_header(signed)
-        if signed.header["url"] != base + request.path.removeprefix("/acme") or not ours(
-            signed.header["nonce"]
-        ):
+        url = base + request.path.removeprefix("/acme")
+        if signed.header["url"] != url or nonces.check(signed.header["nonce"]) is None:
             raise ValueError("url or nonce")
         kid = signed.header.get("kid")
         account_id = int(kid.rsplit("/", 1)[1]) if kid else None
@@ -143,7 +129,7 @@ def floor_app() -> Flask:
 
     @app.after_request
     def replay_nonce(response: Response) -> Response:
-        response.headers["Replay-Nonce"] = mint()
+        response.headers["Replay-Nonce"] = nonces.mint()
         return response
 
     @app.errorhandler(Exception)
@@ -242,9 +228,8 @@ def floor_app() -> Flask:
         if row is None:
             return refuse(404, "malformed")
         issuer_id, _ = services.signers.active()
-        pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
         chain = services.enrollment.directory.get().chain_pem(issuer_id)
-        return Response(pem + chain, mimetype="application/pem-certificate-chain")
+        return Response(pem(x509.load_der_x509_certificate(row.der)) + chain, mimetype=PEM_CHAIN)
 
     return app
 

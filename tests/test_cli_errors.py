@@ -139,13 +139,13 @@ def test_root_on_the_service_users_home(
     services.db.dispose()
     for path in (settings.home, *settings.home.rglob("*")):
         os.lchown(path, NOBODY, NOBODY)
-    database = Path(settings.database_url.removeprefix("sqlite:///"))
-    before = snapshot(settings.home), snapshot(database.parent)
+    around = Path(settings.database_url.removeprefix("sqlite:///")).parent  # the database and the home
+    before = snapshot(around)
     line = one_line_error(cli(env_for, *command, check=False))
     owner = pwd.getpwuid(NOBODY).pw_name
     assert f"ca-service runs as root, but CA_SERVICE_HOME = {settings.home} belongs to user {owner}" in line
     assert f"runuser -u {owner} -- ca-service {command[0]} {command[1]}" in line
-    assert (snapshot(settings.home), snapshot(database.parent)) == before
+    assert snapshot(around) == before
 
 
 def test_a_bind_address_in_use(env_for: dict[str, str]) -> None:
